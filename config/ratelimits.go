@@ -28,3 +28,7 @@ type RCLogin struct {
 
 // validateRateLimits checks the rate_limits section.
 func (c *Config) validateRateLimits(p *problems) {}
+
+// defaultsRateLimits fills the rate_limits defaults. Called from Defaults.
+// (Stub added by the config work; the rate-limiting work fills it.)
+func (c *Config) defaultsRateLimits() {}
