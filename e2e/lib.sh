@@ -1,0 +1,214 @@
+# Shared shell helpers for the e2e parts (sourced, never run). Bash only.
+#
+# Every process a part starts is recorded with `track NAME PID LOG` and stopped by PID in the EXIT
+# trap, whatever happens (TERM, then KILL after 10 s). When the part fails, the logs of everything it
+# started are printed. Loopback only; each part owns a fixed block of ports in 16000-16999.
+
+set -euo pipefail
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$E2E_DIR/.." && pwd)
+MXEDGE_BIN=${MXEDGE_BIN:-$ROOT/bin/mxedge}
+DENDRITE_VERSION=v0.13.8
+DENDRITE_CACHE=${MXEDGE_CACHE:-$HOME/.cache/mxedge}/dendrite
+SERVER_NAME=e2e.test
+
+_pids=() _names=() _logs=()
+
+log() { printf '%s e2e[%s] %s\n' "$(date -u +%H:%M:%S)" "${PART:-?}" "$*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+# new_workdir PART: a fresh temp dir for this run (kept and printed on failure).
+new_workdir() {
+  PART=$1
+  mkdir -p "$E2E_DIR/.work"
+  WORK=$(mktemp -d "$E2E_DIR/.work/$PART.XXXXXX")
+  trap _cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  log "work dir $WORK"
+}
+
+track() { _names+=("$1"); _pids+=("$2"); _logs+=("$3"); }
+
+# stop_pid PID: TERM, wait up to 10 s, then KILL. Returns the exit status when it was our child.
+stop_pid() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "pid $pid did not stop in 10 s: KILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+_cleanup() {
+  local rc=$? i
+  trap - EXIT INT TERM
+  for ((i = ${#_pids[@]} - 1; i >= 0; i--)); do
+    stop_pid "${_pids[$i]}"
+  done
+  if [ "$rc" -ne 0 ]; then
+    for ((i = 0; i < ${#_logs[@]}; i++)); do
+      [ -s "${_logs[$i]}" ] || continue
+      printf '\n===== log of %s (last 80 lines of %s) =====\n' "${_names[$i]}" "${_logs[$i]}" >&2
+      tail -n 80 "${_logs[$i]}" >&2
+    done
+    log "FAILED (rc=$rc); work dir kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+
+# port_free PORT: fail when something already listens on 127.0.0.1:PORT.
+port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    die "port $1 on 127.0.0.1 is already in use (another e2e run?)"
+  fi
+}
+
+# wait_http URL PID SECONDS: poll until URL answers 2xx, the process dies, or time runs out.
+wait_http() {
+  local url=$1 pid=$2 secs=$3 start=$SECONDS
+  until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || die "process $pid exited before $url answered"
+    ((SECONDS - start < secs)) || die "$url did not answer within ${secs}s"
+    sleep 0.2
+  done
+}
+
+# dendrite_build: reuse the cached binaries, or go install them from the module proxy.
+dendrite_build() {
+  local bin=$DENDRITE_CACHE/bin
+  mkdir -p "$DENDRITE_CACHE"
+  (
+    flock 9
+    if [ -x "$bin/dendrite" ] && [ -x "$bin/generate-keys" ] && [ -x "$bin/create-account" ] &&
+      "$bin/dendrite" -version 2>/dev/null | grep -q "${DENDRITE_VERSION#v}"; then
+      log "dendrite $DENDRITE_VERSION cached in $bin"
+      exit 0
+    fi
+    log "building dendrite $DENDRITE_VERSION into $bin (cold: a few minutes)"
+    local tmp start=$SECONDS
+    tmp=$(mktemp -d)
+    # Outside any module, so the project's go.mod is untouched; cgo for SQLite.
+    (cd "$tmp" && GOWORK=off GOFLAGS= CGO_ENABLED=1 GOBIN="$bin" go install \
+      "github.com/matrix-org/dendrite/cmd/dendrite@$DENDRITE_VERSION" \
+      "github.com/matrix-org/dendrite/cmd/generate-keys@$DENDRITE_VERSION" \
+      "github.com/matrix-org/dendrite/cmd/create-account@$DENDRITE_VERSION")
+    rm -rf "$tmp"
+    log "dendrite built in $((SECONDS - start))s"
+  ) 9>"$DENDRITE_CACHE/.lock"
+}
+
+# dendrite_start PORT: a fresh Dendrite (SQLite, open registration, no rate limiting, 50 MiB media)
+# on 127.0.0.1:PORT. Sets DENDRITE_URL and DENDRITE_PID.
+dendrite_start() {
+  local port=$1 dir=$WORK/dendrite bin=$DENDRITE_CACHE/bin
+  port_free "$port"
+  mkdir -p "$dir"
+  "$bin/generate-keys" --private-key "$dir/matrix_key.pem" >/dev/null
+  cat >"$dir/dendrite.yaml" <<EOF
+version: 2
+global:
+  server_name: $SERVER_NAME
+  private_key: $dir/matrix_key.pem
+  disable_federation: true
+  trusted_third_party_id_servers: []
+  presence: {enable_inbound: false, enable_outbound: false}
+  report_stats: {enabled: false}
+  jetstream:
+    in_memory: true
+    storage_path: $dir
+  cache: {max_size_estimated: 64mb, max_age: 1h}
+app_service_api:
+  config_files: []
+client_api:
+  registration_disabled: false
+  guests_disabled: true
+  # also enables /_synapse/admin/v1/register, which the edge part uses to probe the admin gate
+  registration_shared_secret: e2e-shared-secret
+  rate_limiting: {enabled: false}
+federation_api:
+  key_perspectives: []
+  database: {connection_string: "file:$dir/federationapi.db"}
+key_server:
+  database: {connection_string: "file:$dir/keyserver.db"}
+media_api:
+  base_path: $dir/media
+  max_file_size_bytes: 52428800
+  database: {connection_string: "file:$dir/mediaapi.db"}
+mscs:
+  database: {connection_string: "file:$dir/mscs.db"}
+relay_api:
+  database: {connection_string: "file:$dir/relayapi.db"}
+room_server:
+  database: {connection_string: "file:$dir/roomserver.db"}
+sync_api:
+  database: {connection_string: "file:$dir/syncapi.db"}
+  search: {enabled: false}
+user_api:
+  bcrypt_cost: 4
+  account_database: {connection_string: "file:$dir/userapi.db"}
+tracing: {enabled: false}
+logging:
+  - {type: std, level: info}
+EOF
+  (cd "$dir" && exec "$bin/dendrite" -config "$dir/dendrite.yaml" \
+    -http-bind-address "127.0.0.1:$port" -really-enable-open-registration) >"$dir/dendrite.log" 2>&1 &
+  DENDRITE_PID=$!
+  track dendrite "$DENDRITE_PID" "$dir/dendrite.log"
+  DENDRITE_URL=http://127.0.0.1:$port
+  local start=$SECONDS
+  wait_http "$DENDRITE_URL/_matrix/client/versions" "$DENDRITE_PID" 120
+  log "dendrite pid $DENDRITE_PID ready at $DENDRITE_URL in $((SECONDS - start))s"
+}
+
+# mxedge_config FILE HTTP_PORT OPS_PORT [EXTRA_YAML]: a config in front of $DENDRITE_URL.
+mxedge_config() {
+  local file=$1 http=$2 ops=$3 extra=${4:-}
+  cat >"$file" <<EOF
+server_name: $SERVER_NAME
+upstream: $DENDRITE_URL
+public_baseurl: http://127.0.0.1:$http/
+listen:
+  http: 127.0.0.1:$http
+  ops: 127.0.0.1:$ops
+log:
+  level: info
+  format: json
+  access: true
+$extra
+EOF
+}
+
+# mxedge_start NAME CONFIG HTTP_PORT OPS_PORT: start bin/mxedge; sets MXEDGE_PID and MXEDGE_URL.
+mxedge_start() {
+  local name=$1 cfg=$2 http=$3 ops=$4 logf=$WORK/$1.log
+  [ -x "$MXEDGE_BIN" ] || die "$MXEDGE_BIN missing: run 'make build' (or 'make e2e') first"
+  port_free "$http"
+  port_free "$ops"
+  "$MXEDGE_BIN" run --config "$cfg" >"$logf" 2>&1 &
+  MXEDGE_PID=$!
+  track "$name" "$MXEDGE_PID" "$logf"
+  MXEDGE_URL=http://127.0.0.1:$http
+  wait_http "$MXEDGE_URL/_matrix/client/versions" "$MXEDGE_PID" 30
+  log "$name pid $MXEDGE_PID ready at $MXEDGE_URL"
+}
+
+# npm_ready: node_modules installed from the committed lock file.
+npm_ready() {
+  command -v node >/dev/null || die "node not on PATH"
+  if [ ! -f "$E2E_DIR/node_modules/.package-lock.json" ] ||
+    ! cmp -s "$E2E_DIR/package-lock.json" "$E2E_DIR/node_modules/.e2e-lock"; then
+    log "npm ci"
+    (cd "$E2E_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    cp "$E2E_DIR/package-lock.json" "$E2E_DIR/node_modules/.e2e-lock"
+  fi
+}
