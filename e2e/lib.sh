@@ -73,12 +73,19 @@ port_free() {
   fi
 }
 
-# wait_http URL PID SECONDS: poll until URL answers 2xx, the process dies, or time runs out.
+# wait_http URL PID SECONDS: poll until URL answers 2xx (returns 0), or the process dies or time runs
+# out (logs why, returns 1).
 wait_http() {
   local url=$1 pid=$2 secs=$3 start=$SECONDS
   until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
-    kill -0 "$pid" 2>/dev/null || die "process $pid exited before $url answered"
-    ((SECONDS - start < secs)) || die "$url did not answer within ${secs}s"
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "process $pid exited before $url answered"
+      return 1
+    fi
+    if ((SECONDS - start >= secs)); then
+      log "$url did not answer within ${secs}s"
+      return 1
+    fi
     sleep 0.2
   done
 }
@@ -118,6 +125,7 @@ dendrite_start() {
 version: 2
 global:
   server_name: $SERVER_NAME
+  well_known_client_name: http://127.0.0.1:$port
   private_key: $dir/matrix_key.pem
   disable_federation: true
   trusted_third_party_id_servers: []
@@ -166,7 +174,7 @@ EOF
   track dendrite "$DENDRITE_PID" "$dir/dendrite.log"
   DENDRITE_URL=http://127.0.0.1:$port
   local start=$SECONDS
-  wait_http "$DENDRITE_URL/_matrix/client/versions" "$DENDRITE_PID" 120
+  wait_http "$DENDRITE_URL/_matrix/client/versions" "$DENDRITE_PID" 120 || die "dendrite did not start"
   log "dendrite pid $DENDRITE_PID ready at $DENDRITE_URL in $((SECONDS - start))s"
 }
 
@@ -188,19 +196,28 @@ $extra
 EOF
 }
 
-# mxedge_start NAME CONFIG HTTP_PORT OPS_PORT: start bin/mxedge; sets MXEDGE_PID and MXEDGE_URL.
-mxedge_start() {
+# mxedge_try NAME CONFIG HTTP_PORT OPS_PORT: start bin/mxedge; on success set MXEDGE_PID and
+# MXEDGE_URL and return 0; when it does not come up, print its log, stop it and return 1.
+mxedge_try() {
   local name=$1 cfg=$2 http=$3 ops=$4 logf=$WORK/$1.log
   [ -x "$MXEDGE_BIN" ] || die "$MXEDGE_BIN missing: run 'make build' (or 'make e2e') first"
   port_free "$http"
   port_free "$ops"
-  "$MXEDGE_BIN" run --config "$cfg" >"$logf" 2>&1 &
+  "$MXEDGE_BIN" run --config "$cfg" >>"$logf" 2>&1 &
   MXEDGE_PID=$!
   track "$name" "$MXEDGE_PID" "$logf"
   MXEDGE_URL=http://127.0.0.1:$http
-  wait_http "$MXEDGE_URL/_matrix/client/versions" "$MXEDGE_PID" 30
+  if ! wait_http "$MXEDGE_URL/_matrix/client/versions" "$MXEDGE_PID" 30; then
+    stop_pid "$MXEDGE_PID"
+    printf '===== %s did not start; its log: =====\n' "$name" >&2
+    tail -n 40 "$logf" >&2
+    return 1
+  fi
   log "$name pid $MXEDGE_PID ready at $MXEDGE_URL"
 }
+
+# mxedge_start NAME CONFIG HTTP_PORT OPS_PORT: mxedge_try, and the part fails when it does not start.
+mxedge_start() { mxedge_try "$@" || die "$1 did not start"; }
 
 # npm_ready: node_modules installed from the committed lock file.
 npm_ready() {
