@@ -44,7 +44,12 @@ type Config struct {
 	// File is the path the configuration was read from; empty without a file.
 	File string `yaml:"-"`
 
-	// Parsed forms, filled once by Load (see parsed.go).
+	// Where values came from, filled by Load for Validate's messages: the
+	// file line of every key, and the flag or variable that set a key.
+	lines   map[string]int
+	sources map[string]string
+
+	// Parsed forms, filled once by Validate (see parsed.go).
 	upstreamURL    *url.URL
 	upstreamSocket string
 	publicBaseURL  *url.URL
@@ -72,7 +77,7 @@ type WellKnown struct {
 	// Server is "host[:port]" for /.well-known/matrix/server. Default empty: 404.
 	Server string `yaml:"server"`
 	// Support is the MSC1929 document for /.well-known/matrix/support. Default null: 404.
-	Support map[string]any `yaml:"support"`
+	Support map[string]any `yaml:"support,omitempty"`
 }
 
 // CORS is the cross-origin policy.
