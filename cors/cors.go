@@ -1,0 +1,285 @@
+package cors
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// Header values sent on every response. MaxAge is the preflight cache lifetime in seconds.
+const (
+	AllowMethods  = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
+	AllowHeaders  = "X-Requested-With, Content-Type, Authorization"
+	MaxAge        = 86400
+	ExposeAlways  = "Retry-After"
+	synapseExpose = "Synapse-Trace-Id, Server"
+)
+
+// Canonical header keys.
+const (
+	hAllowOrigin  = "Access-Control-Allow-Origin"
+	hAllowMethods = "Access-Control-Allow-Methods"
+	hAllowHeaders = "Access-Control-Allow-Headers"
+	hExpose       = "Access-Control-Expose-Headers"
+	hMaxAge       = "Access-Control-Max-Age"
+	hVary         = "Vary"
+	acPrefix      = "access-control-"
+)
+
+// Policy applies one CORS configuration. It is immutable after New apart from an internal cache
+// and safe for concurrent use. The zero value is not usable; build one with New.
+//
+// The header values Apply and Preflight assign are []string slices shared by every response:
+// callers must not modify them in place (assigning a new slice to the header key is fine;
+// Header.Add/Set on the same key replace or copy as the net/http API does, since the shared
+// slices have no spare capacity).
+type Policy struct {
+	anyOrigin bool
+	origins   []allowed // lower-case serialised origins, default port dropped
+
+	allowOrigin  []string // {"*"}
+	allowMethods []string
+	allowHeaders []string
+	maxAge       []string
+	vary         []string // {"Origin"}
+	exposeNone   []string // {"Retry-After"}
+	exposeSyn    []string // Synapse's value merged
+
+	last atomic.Pointer[exposeEntry] // merged value for the last other upstream value
+}
+
+type allowed struct {
+	origin string   // "https://app.example.org"
+	value  []string // {origin}, echoed when the request spells it the same way
+}
+
+type exposeEntry struct {
+	upstream string
+	merged   []string
+}
+
+// New builds a Policy from cors.allow_origins: ["*"] (any origin) or a list of origins
+// ("https://app.example.org", "http://localhost:3000"). Origins are scheme://host[:port] with
+// scheme http or https and nothing else; they are compared case-insensitively, and a default port
+// (:443 for https, :80 for http) may be written or not. An empty list, "*" mixed with origins, or
+// "null" is an error naming the entry.
+func New(allowOrigins []string) (*Policy, error) {
+	p := &Policy{
+		allowOrigin:  []string{"*"},
+		allowMethods: []string{AllowMethods},
+		allowHeaders: []string{AllowHeaders},
+		maxAge:       []string{strconv.Itoa(MaxAge)},
+		vary:         []string{"Origin"},
+		exposeNone:   []string{ExposeAlways},
+		exposeSyn:    []string{mergeExpose([]string{synapseExpose})},
+	}
+	if len(allowOrigins) == 0 {
+		return nil, errors.New(`cors.allow_origins: empty; use ["*"] or a list of origins`)
+	}
+	var errs []error
+	for i, o := range allowOrigins {
+		if o == "*" {
+			if len(allowOrigins) != 1 {
+				errs = append(errs, fmt.Errorf("cors.allow_origins[%d]: \"*\" must be the only entry", i))
+			}
+			p.anyOrigin = true
+			continue
+		}
+		norm, err := normaliseOrigin(o)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cors.allow_origins[%d]: %v, got %q", i, err, o))
+			continue
+		}
+		p.origins = append(p.origins, allowed{origin: norm, value: []string{norm}})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+// normaliseOrigin returns o as a browser serialises an origin: lower-case scheme and host, no
+// default port, no path.
+func normaliseOrigin(o string) (string, error) {
+	if o == "null" {
+		return "", errors.New(`"null" is not allowed (sandboxed documents and file: pages send it)`)
+	}
+	u, err := url.Parse(o)
+	if err != nil || (strings.ToLower(u.Scheme) != "https" && strings.ToLower(u.Scheme) != "http") || u.Host == "" {
+		return "", errors.New("must be an origin scheme://host[:port] with scheme http or https")
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", errors.New("must be an origin scheme://host[:port], without path, query or user info")
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", errors.New("port must be in 1-65535")
+		}
+		return scheme + "://" + host + ":" + port, nil
+	}
+	return scheme + "://" + host, nil
+}
+
+// AllowsAny reports whether the policy allows every origin ("*").
+func (p *Policy) AllowsAny() bool { return p.anyOrigin }
+
+// Apply makes h carry exactly one of each CORS header for a response to a request with Origin
+// origin (empty when the request had none):
+//   - Access-Control-Allow-Origin: "*", or with a list of origins the request's origin when it
+//     matches one (scheme and host compared case-insensitively) and no header when it does not;
+//     with a list, Vary gains "Origin" once (existing Vary values are kept);
+//   - Access-Control-Allow-Methods and Access-Control-Allow-Headers (AllowMethods, AllowHeaders);
+//   - Access-Control-Expose-Headers: every header name the upstream exposed (all its lines and
+//     comma lists) plus Retry-After, deduplicated case-insensitively, on one line.
+//
+// Every other Access-Control-* header already in h (the upstream's Max-Age, Allow-Credentials…),
+// under any key spelling, is removed. h may hold the upstream's copies; Apply owns h for the call.
+// It allocates nothing when the upstream exposed nothing or exactly "Synapse-Trace-Id, Server".
+func (p *Policy) Apply(h http.Header, origin string) {
+	var expose []string // the upstream's Expose-Headers lines
+	varyHasOrigin := false
+	for k, v := range h {
+		if len(k) >= len(acPrefix) && strings.EqualFold(k[:len(acPrefix)], acPrefix) {
+			if strings.EqualFold(k, hExpose) {
+				if expose == nil {
+					expose = v
+				} else {
+					expose = append(append([]string(nil), expose...), v...) // rare: several key spellings
+				}
+			}
+			switch k {
+			case hAllowOrigin, hAllowMethods, hAllowHeaders, hExpose:
+				// overwritten (or deleted) below: cheaper than delete + insert
+			default:
+				delete(h, k)
+			}
+			continue
+		}
+		if !p.anyOrigin && !varyHasOrigin && strings.EqualFold(k, hVary) {
+			varyHasOrigin = hasToken(v, "Origin") || hasToken(v, "*")
+		}
+	}
+
+	if p.anyOrigin {
+		h[hAllowOrigin] = p.allowOrigin
+	} else {
+		if v := p.match(origin); v != nil {
+			h[hAllowOrigin] = v
+		} else {
+			delete(h, hAllowOrigin)
+		}
+		if !varyHasOrigin {
+			if old := h[hVary]; len(old) == 0 {
+				h[hVary] = p.vary
+			} else {
+				h[hVary] = append(old[:len(old):len(old)], "Origin")
+			}
+		}
+	}
+	h[hAllowMethods] = p.allowMethods
+	h[hAllowHeaders] = p.allowHeaders
+	h[hExpose] = p.exposeFor(expose)
+}
+
+// match returns the Allow-Origin value for origin, or nil when origin is not allowed.
+func (p *Policy) match(origin string) []string {
+	if origin == "" {
+		return nil
+	}
+	for i := range p.origins {
+		a := &p.origins[i]
+		if origin == a.origin {
+			return a.value
+		}
+		if strings.EqualFold(origin, a.origin) {
+			return []string{origin} // echo the request's own spelling: browsers compare bytes
+		}
+	}
+	return nil
+}
+
+// exposeFor returns the merged Expose-Headers value for the upstream's lines.
+func (p *Policy) exposeFor(upstream []string) []string {
+	switch {
+	case len(upstream) == 0 || (len(upstream) == 1 && strings.TrimSpace(upstream[0]) == ""):
+		return p.exposeNone
+	case len(upstream) > 1:
+		return []string{mergeExpose(upstream)}
+	case upstream[0] == synapseExpose:
+		return p.exposeSyn
+	}
+	if e := p.last.Load(); e != nil && e.upstream == upstream[0] {
+		return e.merged
+	}
+	e := &exposeEntry{upstream: upstream[0], merged: []string{mergeExpose(upstream)}}
+	p.last.Store(e)
+	return e.merged
+}
+
+// mergeExpose joins the header names of lines (comma lists) and Retry-After, dropping empty
+// names and case-insensitive duplicates (the first spelling wins).
+func mergeExpose(lines []string) string {
+	var names []string
+	add := func(n string) {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			return
+		}
+		for _, have := range names {
+			if strings.EqualFold(have, n) {
+				return
+			}
+		}
+		names = append(names, n)
+	}
+	for _, l := range lines {
+		for n := range strings.SplitSeq(l, ",") {
+			add(n)
+		}
+	}
+	add(ExposeAlways)
+	return strings.Join(names, ", ")
+}
+
+// hasToken reports whether the comma-separated lines hold token (case-insensitive).
+func hasToken(lines []string, token string) bool {
+	for _, l := range lines {
+		for l != "" {
+			var t string
+			t, l, _ = strings.Cut(l, ",")
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Preflight answers an OPTIONS request: status 204 with the headers Apply sets plus
+// Access-Control-Max-Age (MaxAge seconds). It reads only the request's Origin header and never
+// runs endpoint logic.
+func (p *Policy) Preflight(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	p.Apply(h, originOf(r.Header))
+	h[hMaxAge] = p.maxAge
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// originOf returns the first Origin value without allocating.
+func originOf(h http.Header) string {
+	if v := h["Origin"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
