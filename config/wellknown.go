@@ -28,7 +28,7 @@ func (c *Config) defaultsWellKnown() {}
 // calls it so that a Config built by hand (tests, embedders) gets the same
 // checks as one returned by Load.
 func (c *Config) ValidateWellKnown() error {
-	p := &problems{file: c.File}
+	p := &problems{file: c.File, lines: c.lines, sources: c.sources}
 	c.validateWellKnown(p)
 	return p.err()
 }

@@ -92,22 +92,26 @@ func New(c *config.Config, o Options) (*Handler, error) {
 	return h, nil
 }
 
-// baseURL returns the m.homeserver base_url: public_baseurl (default https://<server_name>/ when
-// empty, as Load fills it) without trailing slashes.
+// baseURL returns the m.homeserver base_url: public_baseurl (as Load parsed it, else parsed here,
+// with the default config.DefaultPublicBaseURL(server_name) when empty) without trailing slashes,
+// as in the spec's examples ("https://matrix.example.org"; clients strip a trailing slash anyway).
 func baseURL(c *config.Config) (string, error) {
+	if u := c.PublicBaseURLParsed(); u != nil {
+		return strings.TrimRight(u.String(), "/"), nil
+	}
 	s := c.PublicBaseURL
 	if s == "" {
 		if c.ServerName == "" {
 			return "", errors.New("public_baseurl: empty and no server_name to derive it from")
 		}
-		s = "https://" + c.ServerName + "/"
+		s = config.DefaultPublicBaseURL(c.ServerName)
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
 		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		return "", fmt.Errorf("public_baseurl: must be an absolute http(s) URL without query or fragment, got %q", s)
 	}
-	return strings.TrimRight(s, "/"), nil
+	return strings.TrimRight(u.String(), "/"), nil
 }
 
 // serialise encodes v as compact JSON with sorted keys, '<', '>' and '&' left as they are.
