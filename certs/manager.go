@@ -1,0 +1,372 @@
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxedge/mxedge/config"
+)
+
+// maxFilePoll caps how often cert_file/key_file are checked for change.
+const maxFilePoll = time.Minute
+
+// Options are a Manager's dependencies. The zero value logs nowhere and
+// registers no metrics.
+type Options struct {
+	// Logger receives mxedge's and certmagic's logs. Default: discard.
+	Logger *slog.Logger
+	// Registerer receives the mxedge_tls_* metrics. Default: none.
+	Registerer prometheus.Registerer
+	// Now is the clock used to validate certificate files. Default time.Now.
+	Now func() time.Time
+}
+
+// CertStatus is the state of the certificate for one name, for /readyz.
+type CertStatus struct {
+	// Name is a name from tls.domains.
+	Name string `json:"name"`
+	// NotAfter is the expiry of the certificate served for Name; zero when
+	// there is none (yet).
+	NotAfter time.Time `json:"not_after"`
+}
+
+// Manager provides certificates to the TLS listeners. Its methods are safe
+// for concurrent use. Create it with New, call Start once the http and https
+// listeners are bound, and Stop when done. A nil *Manager means tls.mode off.
+type Manager struct {
+	log  *slog.Logger
+	reg  prometheus.Registerer
+	met  *metrics
+	now  func() time.Time
+	mode string
+
+	names atomic.Pointer[[]string] // served names, sorted; read in every handshake
+
+	// acme
+	magic        *certmagic.Config
+	cache        *certmagic.Cache
+	issuer       *certmagic.ACMEIssuer
+	closeStorage func() error
+	acmeKey      string // the settings a Reload cannot change
+	alpn         bool   // tls-alpn-01 enabled
+
+	// files
+	file     atomic.Pointer[fileCert]
+	reloadMu sync.Mutex // serialises file reloads
+	poll     time.Duration
+
+	releaseOnce sync.Once
+	testEvent   func(event string, data map[string]any) // tests: observe certmagic events
+
+	mu      sync.Mutex // guards the fields below
+	started bool
+	ctx     context.Context // Start's, for names added by Reload
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// New builds a Manager for c.TLS. It returns nil, nil when tls.mode is off.
+// In mode files it loads and validates the certificate files; in mode acme
+// it checks that the storage is writable and reads acme_ca_root. Errors name
+// the config key at fault. New obtains nothing: see Start.
+func New(c *config.Config, o Options) (*Manager, error) {
+	if c.TLS.Mode == config.TLSModeOff || c.TLS.Mode == "" {
+		return nil, nil
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	domains := c.TLSDomains()
+	if len(domains) == 0 {
+		return nil, errors.New("tls.domains: no names to serve")
+	}
+	m := &Manager{log: o.Logger.With("component", "certs"), reg: o.Registerer, now: o.Now, mode: c.TLS.Mode}
+	m.setNames(domains)
+	met, err := newMetrics(o.Registerer, m)
+	if err != nil {
+		return nil, fmt.Errorf("certs metrics: %w", err)
+	}
+	m.met = met
+
+	switch c.TLS.Mode {
+	case config.TLSModeFiles:
+		fc, err := loadFileCert(c.TLS.CertFile, c.TLS.KeyFile, domains, o.Now())
+		if err != nil {
+			m.release()
+			return nil, err
+		}
+		m.file.Store(fc)
+		m.poll = min(c.TLS.RenewCheckInterval.D(), maxFilePoll)
+		if m.poll <= 0 {
+			m.poll = maxFilePoll
+		}
+	case config.TLSModeACME:
+		if err := m.initACME(c, domains, o.Logger); err != nil {
+			m.release()
+			return nil, err
+		}
+	default:
+		m.release()
+		return nil, fmt.Errorf("tls.mode: must be acme, files or off, got %q", c.TLS.Mode)
+	}
+	return m, nil
+}
+
+func (m *Manager) setNames(domains []string) {
+	n := slices.Clone(domains)
+	slices.Sort(n)
+	m.names.Store(&n)
+}
+
+func (m *Manager) served(name string) bool {
+	_, ok := slices.BinarySearch(*m.names.Load(), name)
+	return ok
+}
+
+// Start begins managing certificates and returns at once. In mode acme,
+// certificates found in storage are loaded (and served) before Start
+// returns; missing or expiring ones are obtained in the background, with
+// certmagic's retries and back-off, and renewed every
+// tls.renew_check_interval. In mode files it starts watching the files.
+// Call Start after binding listen.http and listen.https: certmagic finds
+// their ports in use and leaves the challenges to them. Start may be called
+// once; ctx bounds the background work (Stop also ends it).
+func (m *Manager) Start(ctx context.Context) error {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started {
+		return errors.New("certs: Start called twice")
+	}
+	m.started = true
+	ctx, m.cancel = context.WithCancel(ctx)
+	m.ctx = ctx
+	switch m.mode {
+	case config.TLSModeACME:
+		if err := m.magic.ManageAsync(ctx, *m.names.Load()); err != nil {
+			return fmt.Errorf("certs: manage %v: %w", *m.names.Load(), err)
+		}
+	case config.TLSModeFiles:
+		m.wg.Add(1)
+		go m.watchFiles(ctx)
+	}
+	return nil
+}
+
+// Stop ends the background work (renewals, file watching), releases the
+// storage and unregisters the metrics. Certificates already handed out keep
+// working. Safe to call more than once, and without Start.
+func (m *Manager) Stop() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	cancel := m.cancel
+	m.cancel = nil
+	m.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	m.wg.Wait()
+	m.release()
+}
+
+// release stops the certmagic cache, closes the storage and unregisters
+// the metrics, once.
+func (m *Manager) release() {
+	m.releaseOnce.Do(func() {
+		if m.cache != nil {
+			m.cache.Stop()
+		}
+		if m.closeStorage != nil {
+			m.closeStorage()
+		}
+		m.met.unregister(m.reg)
+	})
+}
+
+// TLSConfig returns a new tls.Config for a TLS listener (https or
+// federation): TLS 1.2 minimum, ALPN h2 and http/1.1 (and acme-tls/1 when
+// the tls-alpn-01 challenge is enabled), certificates chosen per SNI.
+// A handshake naming a host outside tls.domains is refused; one without SNI
+// gets the certificate of the first name.
+func (m *Manager) TLSConfig() *tls.Config {
+	protos := []string{"h2", "http/1.1"}
+	if m.alpn {
+		protos = append(protos, "acme-tls/1")
+	}
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		NextProtos:     protos,
+		GetCertificate: m.getCertificate,
+	}
+}
+
+func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	if name != "" && !m.served(name) {
+		return nil, fmt.Errorf("certs: no certificate for server name %q", name)
+	}
+	if m.mode == config.TLSModeFiles {
+		return m.file.Load().cert, nil
+	}
+	return m.magic.GetCertificate(hello)
+}
+
+// HTTPChallenge wraps next (the plain HTTP listener's handler) so that ACME
+// HTTP-01 challenge requests (/.well-known/acme-challenge/<token>) are
+// answered, including challenges started by another replica sharing the
+// storage. Everything else goes to next. Without http-01 it returns next.
+func (m *Manager) HTTPChallenge(next http.Handler) http.Handler {
+	if m == nil || m.issuer == nil || m.issuer.DisableHTTPChallenge {
+		return next
+	}
+	return m.issuer.HTTPChallengeHandler(next)
+}
+
+// Reload applies a new configuration. Names added to tls.domains are
+// managed (mode acme) and names removed stop being served; in mode files
+// the files are read again (so SIGHUP picks up a replaced certificate at
+// once). Other changes (mode, storage, CA, email, challenges, listener
+// ports) need a restart and are reported as an error, with nothing applied.
+// On error the current certificates stay in use.
+func (m *Manager) Reload(c *config.Config) error {
+	if m == nil {
+		if c.TLS.Mode != config.TLSModeOff && c.TLS.Mode != "" {
+			return errors.New("tls.mode: turning TLS on needs a restart")
+		}
+		return nil
+	}
+	if c.TLS.Mode != m.mode {
+		return fmt.Errorf("tls.mode: changing %s to %s needs a restart", m.mode, c.TLS.Mode)
+	}
+	domains := c.TLSDomains()
+	if len(domains) == 0 {
+		return errors.New("tls.domains: no names to serve")
+	}
+	switch m.mode {
+	case config.TLSModeFiles:
+		m.reloadMu.Lock()
+		defer m.reloadMu.Unlock()
+		fc, err := loadFileCert(c.TLS.CertFile, c.TLS.KeyFile, domains, m.now())
+		if err != nil {
+			return err
+		}
+		m.setNames(domains)
+		m.file.Store(fc)
+		m.log.Info("certificate files reloaded", "cert_file", fc.certFile, "not_after", fc.cert.Leaf.NotAfter)
+		return nil
+	default:
+		if k := acmeKey(c); k != m.acmeKey {
+			return errors.New("tls: changing acme_ca, acme_ca_root, email, challenges, storage or the listener ports needs a restart")
+		}
+		old := *m.names.Load()
+		var added []string
+		var removed []certmagic.SubjectIssuer
+		for _, d := range domains {
+			if !slices.Contains(old, d) {
+				added = append(added, d)
+			}
+		}
+		for _, d := range old {
+			if !slices.Contains(domains, d) {
+				removed = append(removed, certmagic.SubjectIssuer{Subject: d})
+			}
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if len(added) > 0 && m.ctx != nil {
+			if err := m.magic.ManageAsync(m.ctx, added); err != nil {
+				return fmt.Errorf("certs: manage %v: %w", added, err)
+			}
+		}
+		m.setNames(domains)
+		if len(removed) > 0 {
+			m.cache.RemoveManaged(removed)
+		}
+		if len(added)+len(removed) > 0 {
+			m.log.Info("tls domains changed", "added", added, "removed", len(removed))
+		}
+		return nil
+	}
+}
+
+// Status lists every served name with the expiry of its certificate,
+// sorted by name.
+func (m *Manager) Status() []CertStatus {
+	if m == nil {
+		return nil
+	}
+	names := *m.names.Load()
+	out := make([]CertStatus, len(names))
+	for i, n := range names {
+		out[i] = CertStatus{Name: n, NotAfter: m.notAfter(n)}
+	}
+	return out
+}
+
+func (m *Manager) notAfter(name string) time.Time {
+	if m.mode == config.TLSModeFiles {
+		return m.file.Load().cert.Leaf.NotAfter
+	}
+	var best time.Time
+	for _, c := range m.cache.AllMatchingCertificates(name) {
+		if c.Leaf != nil && c.Leaf.NotAfter.After(best) {
+			best = c.Leaf.NotAfter
+		}
+	}
+	return best
+}
+
+// watchFiles reloads cert_file/key_file when they change, until ctx ends.
+func (m *Manager) watchFiles(ctx context.Context) {
+	defer m.wg.Done()
+	t := time.NewTicker(m.poll)
+	defer t.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m.reloadMu.Lock()
+		cur := m.file.Load()
+		if !cur.changed() {
+			m.reloadMu.Unlock()
+			continue
+		}
+		fc, err := loadFileCert(cur.certFile, cur.keyFile, *m.names.Load(), m.now())
+		if err == nil {
+			m.file.Store(fc)
+		}
+		m.reloadMu.Unlock()
+		switch {
+		case err != nil && err.Error() != lastErr:
+			// a renewal tool may write the chain and the key one after the
+			// other: log once, keep the current certificate, retry next tick
+			lastErr = err.Error()
+			m.log.Warn("certificate files changed but cannot be loaded; keeping the current certificate", "err", err)
+		case err == nil:
+			lastErr = ""
+			m.log.Info("certificate files reloaded", "cert_file", fc.certFile, "not_after", fc.cert.Leaf.NotAfter)
+		}
+	}
+}
