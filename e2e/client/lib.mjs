@@ -1,9 +1,61 @@
 // Shared helpers for the e2e client scenarios: raw HTTP with byte-exact paths, step reporting.
 import http from "node:http";
+import https from "node:https";
 import crypto from "node:crypto";
+import { Readable } from "node:stream";
 
-// A keep-alive agent, like a real client: long-polls and sends share pooled connections.
+// Keep-alive agents, like a real client: long-polls and sends share pooled connections.
 export const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+let tlsOpts = {};
+let tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
+
+/**
+ * useTLS sets how https:// bases are reached: ca (PEM; the only roots trusted, the system's are not)
+ * and resolve (every host name is resolved to this address, e.g. "127.0.0.1", as /etc/hosts would).
+ */
+export function useTLS({ ca, resolve }) {
+  tlsOpts = { ca };
+  if (resolve) {
+    tlsOpts.lookup = (host, opts, cb) => {
+      if (opts && opts.all) cb(null, [{ address: resolve, family: 4 }]);
+      else cb(null, resolve, 4);
+    };
+  }
+  tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, ...tlsOpts });
+}
+
+/** sdkFetch is the fetchFn for an SDK client of base: Node's own fetch for http, nodeFetch for https. */
+export const sdkFetch = (base) => (base.startsWith("https:") ? nodeFetch : undefined);
+
+/**
+ * nodeFetch is a fetch for matrix-js-sdk (createClient's fetchFn) over the same transport as req:
+ * it honours useTLS, so the SDK too trusts only the test CA.
+ */
+export function nodeFetch(input, init = {}) {
+  const url = new URL(input instanceof URL ? input.href : typeof input === "string" ? input : input.url);
+  const isTLS = url.protocol === "https:";
+  const headers = {};
+  new Headers(init.headers ?? {}).forEach((v, k) => (headers[k] = v));
+  let body = init.body;
+  if (typeof body === "string") body = Buffer.from(body);
+  else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) body = Buffer.from(body);
+  else if (body && typeof body.arrayBuffer === "function") return body.arrayBuffer().then((b) => nodeFetch(input, { ...init, body: Buffer.from(b) }));
+  if (body) headers["content-length"] = String(body.length);
+  return new Promise((resolve, reject) => {
+    const r = (isTLS ? https : http).request(
+      url,
+      { method: init.method ?? "GET", headers, agent: isTLS ? tlsAgent : agent, signal: init.signal },
+      (res) => {
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) for (const x of [].concat(v)) h.append(k, x);
+        const noBody = res.statusCode === 204 || res.statusCode === 304 || init.method === "HEAD";
+        resolve(new Response(noBody ? null : Readable.toWeb(res), { status: res.statusCode, statusText: res.statusMessage, headers: h }));
+      },
+    );
+    r.on("error", (e) => reject(init.signal?.aborted ? init.signal.reason ?? e : new TypeError(`fetch failed: ${e.message}`, { cause: e })));
+    r.end(body);
+  });
+}
 
 /**
  * req sends one request with the path exactly as given (node:http does not normalise `..`, unlike
@@ -26,17 +78,19 @@ export function req(base, method, path, { token, body, headers = {}, localAddres
   }
   if (token) h.authorization = `Bearer ${token}`;
   const started = Date.now();
+  const isTLS = u.protocol === "https:";
   return new Promise((resolve, reject) => {
-    const r = http.request(
+    const r = (isTLS ? https : http).request(
       {
         host: u.hostname,
         port: u.port,
         method,
         path,
         headers: h,
-        agent: localAddress ? undefined : agent,
+        agent: localAddress ? false : isTLS ? tlsAgent : agent,
         localAddress,
         timeout: timeoutMs,
+        ...(isTLS ? tlsOpts : {}),
       },
       (res) => {
         const chunks = [];

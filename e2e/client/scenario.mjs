@@ -6,7 +6,7 @@ import crypto from "node:crypto";
 import { pathToFileURL } from "node:url";
 import * as sdk from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
-import { req, expect, expectStatus, sha256, sleep, enc, Steps, register, syncOnce, roomMessages } from "./lib.mjs";
+import { req, sdkFetch, expect, expectStatus, sha256, sleep, enc, Steps, register, syncOnce, roomMessages } from "./lib.mjs";
 
 logger.setLevel(process.env.SDK_LOG_LEVEL || "error");
 
@@ -56,7 +56,7 @@ export async function scenario(base, { prefix = "client", hooks = {}, retryConn 
     "login m.login.password (SDK)",
     async () => {
       const login = async (user, password) => {
-        const c = sdk.createClient({ baseUrl: base });
+        const c = sdk.createClient({ baseUrl: base, fetchFn: sdkFetch(base) });
         const r = await c.loginRequest({
           type: "m.login.password",
           identifier: { type: "m.id.user", user },
@@ -70,6 +70,7 @@ export async function scenario(base, { prefix = "client", hooks = {}, retryConn 
       ctx.bob = await login(ctx.bobReg.user_id, ctx.bobPw); // full MXID form
       ctx.aliceC = sdk.createClient({
         baseUrl: base,
+        fetchFn: sdkFetch(base),
         accessToken: ctx.alice.access_token,
         userId: ctx.alice.user_id,
         deviceId: ctx.alice.device_id,
@@ -93,6 +94,7 @@ export async function scenario(base, { prefix = "client", hooks = {}, retryConn 
       await ctx.aliceC.invite(roomId, ctx.bob.user_id);
       const bobC = sdk.createClient({
         baseUrl: base,
+        fetchFn: sdkFetch(base),
         accessToken: ctx.bob.access_token,
         userId: ctx.bob.user_id,
         deviceId: ctx.bob.device_id,
@@ -150,6 +152,7 @@ export async function scenario(base, { prefix = "client", hooks = {}, retryConn 
     async () => {
       const bobC = sdk.createClient({
         baseUrl: base,
+        fetchFn: sdkFetch(base),
         accessToken: ctx.bob.access_token,
         userId: ctx.bob.user_id,
         deviceId: ctx.bob.device_id,
@@ -256,6 +259,7 @@ export async function scenario(base, { prefix = "client", hooks = {}, retryConn 
       // catch up first, so that nothing is pending
       let { next } = await syncOnce(base, tok, { since: ctx.typingSince, timeout: 0, filter });
       const holder = syncOnce(base, tok, { since: next, timeout: 10000, filter });
+      holder.catch(() => {}); // awaited below; must not count as unhandled while the hook runs
       await during("idle sync");
       const r = await holder;
       const events = r.res.json?.rooms?.join?.[ctx.roomId]?.timeline?.events ?? [];
