@@ -3,6 +3,7 @@ package certs
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -103,5 +104,89 @@ func checkServing(t *testing.T, e *edge, roots *x509.CertPool) {
 	}
 }
 
-func TestACMEHTTP01(t *testing.T)   { testIssue(t, config.ChallengeHTTP01) }
+func TestACMEHTTP01(t *testing.T)    { testIssue(t, config.ChallengeHTTP01) }
 func TestACMETLSALPN01(t *testing.T) { testIssue(t, config.ChallengeTLSALPN01) }
+
+// TestACMERestartReusesStorage stops an instance after issuance and starts
+// a new one on the same storage: it serves the same certificate at once
+// and places no order.
+func TestACMERestartReusesStorage(t *testing.T) {
+	httpLn, httpsLn := listenEdge(t)
+	p := startPebble(t, pebbleOpts{httpPort: port(httpLn), tlsPort: port(httpsLn)})
+	storage := t.TempDir()
+	c := acmeConfig(p, httpLn, httpsLn, storage, config.ChallengeHTTP01, config.ChallengeTLSALPN01)
+	e1 := serveEdge(t, c, httpLn, httpsLn)
+	first := waitServed(t, httpsLn.Addr().String(), testName, p.root, 60*time.Second)
+	e1.stop()
+
+	httpLn2, err := net.Listen("tcp", httpLn.Addr().String())
+	must(t, err)
+	httpsLn2, err := net.Listen("tcp", httpsLn.Addr().String())
+	must(t, err)
+	start := time.Now()
+	e2 := serveEdge(t, c, httpLn2, httpsLn2)
+	startTook := time.Since(start)
+	second := waitServed(t, httpsLn2.Addr().String(), testName, p.root, 10*time.Second)
+	t.Logf("restart: New+Start %v, serving after %v", startTook, time.Since(start))
+	if first.SerialNumber.Cmp(second.SerialNumber) != 0 {
+		t.Errorf("after restart: serial %v, want the stored %v", second.SerialNumber, first.SerialNumber)
+	}
+	if got := testutil.ToFloat64(e2.m.met.attempts); got != 0 {
+		t.Errorf("after restart: mxedge_tls_acme_attempts_total %v, want 0", got)
+	}
+	if got := p.issuedCount(); got != 1 {
+		t.Errorf("pebble issued: got %d, want 1", got)
+	}
+}
+
+// TestACMERenewShortLived has Pebble issue 12s certificates and checks
+// that a new one is served before the first expires.
+func TestACMERenewShortLived(t *testing.T) {
+	httpLn, httpsLn := listenEdge(t)
+	p := startPebble(t, pebbleOpts{httpPort: port(httpLn), tlsPort: port(httpsLn), validity: 12 * time.Second})
+	c := acmeConfig(p, httpLn, httpsLn, t.TempDir(), config.ChallengeHTTP01)
+	c.TLS.RenewCheckInterval = config.Duration(time.Second)
+	e := serveEdge(t, c, httpLn, httpsLn)
+	addr := httpsLn.Addr().String()
+	first := waitServed(t, addr, testName, p.root, 60*time.Second)
+	t.Logf("first: NotBefore %v NotAfter %v (now %v)", first.NotBefore, first.NotAfter, time.Now())
+	for deadline := first.NotAfter; time.Now().Before(deadline); {
+		leaf := waitServed(t, addr, testName, p.root, 5*time.Second)
+		if leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			t.Logf("renewed %v before expiry: NotAfter %v", first.NotAfter.Sub(time.Now()), leaf.NotAfter)
+			if got := testutil.ToFloat64(e.m.met.attempts); got < 2 {
+				t.Errorf("attempts: got %v, want >= 2", got)
+			}
+			return
+		}
+		time.Sleep(200 * time.Millisecond) // polling for the renewal
+	}
+	t.Fatalf("certificate not renewed before it expired at %v", first.NotAfter)
+}
+
+// TestACMESharedRedisStorage runs two instances on one Redis storage.
+// Pebble validates at instance B's listeners only, and A starts first: A
+// orders, B answers A's challenge from the shared storage, then B starts
+// and serves the same certificate without an order of its own.
+func TestACMESharedRedisStorage(t *testing.T) {
+	for _, ch := range []string{config.ChallengeHTTP01, config.ChallengeTLSALPN01} {
+		t.Run(ch, func(t *testing.T) {
+			redisURL := startRedis(t)
+			aHTTP, aHTTPS := listenEdge(t)
+			bHTTP, bHTTPS := listenEdge(t)
+			p := startPebble(t, pebbleOpts{httpPort: port(bHTTP), tlsPort: port(bHTTPS)})
+			b := newEdge(t, acmeConfig(p, bHTTP, bHTTPS, redisURL, ch), bHTTP, bHTTPS)
+			a := serveEdge(t, acmeConfig(p, aHTTP, aHTTPS, redisURL, ch), aHTTP, aHTTPS)
+			la := waitServed(t, aHTTPS.Addr().String(), testName, p.root, 60*time.Second)
+			b.start(t)
+			lb := waitServed(t, bHTTPS.Addr().String(), testName, p.root, 10*time.Second)
+			if la.SerialNumber.Cmp(lb.SerialNumber) != 0 {
+				t.Errorf("serials: A %v, B %v, want the same certificate", la.SerialNumber, lb.SerialNumber)
+			}
+			att := testutil.ToFloat64(a.m.met.attempts) + testutil.ToFloat64(b.m.met.attempts)
+			if att != 1 || p.issuedCount() != 1 {
+				t.Errorf("orders: attempts A+B %v, pebble issued %d, want 1 and 1", att, p.issuedCount())
+			}
+		})
+	}
+}

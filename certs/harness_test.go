@@ -339,6 +339,8 @@ type edge struct {
 	httpsLn  net.Listener
 	httpsURL string
 	logs     *logSink
+	ctx      context.Context
+	stop     func() // closes the servers and stops the Manager; idempotent
 }
 
 // listenEdge binds the two listeners (as mxedge does before Start).
@@ -380,6 +382,14 @@ func acmeConfig(p *pebble, httpLn, httpsLn net.Listener, storage string, challen
 // serveEdge creates the Manager for c, serves the listeners and starts it.
 func serveEdge(t *testing.T, c *config.Config, httpLn, httpsLn net.Listener) *edge {
 	t.Helper()
+	e := newEdge(t, c, httpLn, httpsLn)
+	e.start(t)
+	return e
+}
+
+// newEdge creates the Manager for c and serves the listeners, without Start.
+func newEdge(t *testing.T, c *config.Config, httpLn, httpsLn net.Listener) *edge {
+	t.Helper()
 	e := &edge{reg: prometheus.NewRegistry(), httpLn: httpLn, httpsLn: httpsLn, logs: &logSink{}}
 	m, err := New(c, Options{Logger: slog.New(e.logs), Registerer: e.reg})
 	if err != nil {
@@ -406,17 +416,26 @@ func serveEdge(t *testing.T, c *config.Config, httpLn, httpsLn net.Listener) *ed
 	go httpSrv.Serve(httpLn)
 	go httpsSrv.ServeTLS(httpsLn, "", "")
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() {
-		cancel()
-		httpSrv.Close()
-		httpsSrv.Close()
-		m.Stop()
-	})
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			httpSrv.Close()
+			httpsSrv.Close()
+			m.Stop()
+		})
 	}
+	t.Cleanup(e.stop)
+	e.ctx = ctx
 	e.httpsURL = "https://" + httpsLn.Addr().String()
 	return e
+}
+
+func (e *edge) start(t *testing.T) {
+	t.Helper()
+	if err := e.m.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // handshake dials addr with SNI name, trusting roots, offering protos.
