@@ -1,0 +1,456 @@
+// Command harness runs the mxedge benchmark: it starts the imitation homeserver
+// (bench/upstream), the anchors (nginx, HAProxy, Caddy from Debian), the plain Go
+// reverse proxy (bench/goproxy) and mxedge, each on its own loopback port with its own
+// temp prefix, pins every proxy to CPU 0 and the load, the upstream and itself to
+// CPU 1, interleaves the targets over several rounds and writes medians, ratios and a
+// PNG plot. -mode smoke runs every scenario for about a second against the upstream,
+// the Go proxy and mxedge with checked answers, and fails on any failed request or
+// checksum mismatch (never on speed).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mxedge/mxedge/bench/pattern"
+)
+
+type options struct {
+	mode       string
+	bin        string
+	mxedge     string
+	mxedgeMode string // auto | require | off
+	out        string
+	duration   time.Duration
+	rounds     int
+	targets    []string
+	holds      []int
+	transferMB int
+	keep       bool
+}
+
+func main() {
+	var o options
+	var targets, holds string
+	flag.StringVar(&o.mode, "mode", "all", "all | smoke")
+	flag.StringVar(&o.bin, "bin", "bench/bin", "directory holding the upstream and goproxy binaries")
+	flag.StringVar(&o.mxedge, "mxedge", "bin/mxedge", "mxedge binary")
+	flag.StringVar(&o.mxedgeMode, "with-mxedge", "auto", "auto (measure when it starts, else say why not) | require | off")
+	flag.StringVar(&o.out, "out", "bench/out", "results directory")
+	flag.DurationVar(&o.duration, "duration", 0, "length of one load run (default 2s, smoke 1s)")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds (A B C A B C …)")
+	flag.StringVar(&targets, "targets", "", "comma-separated subset of direct,goproxy,nginx,haproxy,caddy,mxedge")
+	flag.StringVar(&holds, "holds", "2000,9900", "held /sync counts")
+	flag.IntVar(&o.transferMB, "transfer-mb", 100, "upload/download size in MiB")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temp prefix (configs, logs)")
+	flag.Parse()
+	if targets != "" {
+		o.targets = strings.Split(targets, ",")
+	}
+	for _, h := range strings.Split(holds, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n > 0 {
+			o.holds = append(o.holds, n)
+		}
+	}
+	if o.duration == 0 {
+		o.duration = 2 * time.Second
+		if o.mode == "smoke" {
+			o.duration = time.Second
+		}
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: FAIL:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+func run(o options) error {
+	root, err := os.MkdirTemp("", "mxedge-bench-")
+	if err != nil {
+		return err
+	}
+	// nginx workers run as nobody when the master is root: the prefix must be traversable.
+	os.Chmod(root, 0o755)
+	if !o.keep {
+		defer os.RemoveAll(root)
+	} else {
+		logf("temp prefix kept: %s", root)
+	}
+	e := &env{root: root, bin: o.bin}
+	if e.bin, err = filepath.Abs(o.bin); err != nil {
+		return err
+	}
+	if o.mxedgeMode != "off" {
+		if _, err := os.Stat(o.mxedge); err == nil {
+			e.mxedge, _ = filepath.Abs(o.mxedge)
+		} else if o.mxedgeMode == "require" {
+			return fmt.Errorf("mxedge binary %s: %v", o.mxedge, err)
+		} else {
+			logf("SKIP mxedge: no binary at %s", o.mxedge)
+		}
+	}
+	if o.mode == "all" {
+		for _, tool := range []string{"taskset", "wrk", "h2load", "nginx", "haproxy", "caddy"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				return fmt.Errorf("%s not found: apt-get install nginx haproxy caddy wrk nghttp2-client util-linux", tool)
+			}
+		}
+	} else if _, err := exec.LookPath("taskset"); err != nil {
+		return fmt.Errorf("taskset not found (util-linux)")
+	}
+	if err := e.makeCert(); err != nil {
+		return err
+	}
+	if o.mode == "smoke" && len(o.targets) == 0 {
+		o.targets = []string{"direct", "goproxy", "mxedge"}
+	}
+	ts, err := e.targets(o.targets)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		for _, a := range []string{t.plain, t.tls} {
+			if a != "" && !portFree(a) {
+				return fmt.Errorf("port %s is already in use (another bench run?)", a)
+			}
+		}
+	}
+
+	// Stop every started process on SIGINT/SIGTERM too.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	defer func() {
+		for _, t := range ts {
+			e.stopTarget(t)
+		}
+		e.upstream.stop()
+	}()
+	if err := e.startUpstream(); err != nil {
+		return err
+	}
+	var live []*target
+	for _, t := range ts {
+		if err := e.startTarget(t); err != nil {
+			e.stopTarget(t)
+			if t.name == "mxedge" && o.mxedgeMode == "auto" {
+				logf("SKIP mxedge: it did not start: %v", err)
+				continue
+			}
+			return err
+		}
+		logf("started %s (%s)", t.name, t.version)
+		live = append(live, t)
+	}
+	ts = live
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sigc
+		stop()
+		logf("interrupted: stopping")
+		for _, t := range ts {
+			e.stopTarget(t)
+		}
+		e.upstream.stop()
+		os.Exit(130)
+	}()
+	if o.mode == "smoke" {
+		return smoke(e, ts, o)
+	}
+	return full(ctx, e, ts, o)
+}
+
+// smoke runs each scenario about o.duration per target with checked answers.
+func smoke(e *env, ts []*target, o options) error {
+	start := time.Now()
+	block := pattern.Block()
+	const size = 32 << 20
+	want := patternSHA(block, size)
+	for _, t := range ts {
+		for _, s := range scenarios {
+			if !s.applies(t) {
+				continue
+			}
+			n, err := goLoad(t, s, o.duration, 8)
+			if err != nil {
+				return fmt.Errorf("%s %s after %d requests: %w", t.name, s.name, n, err)
+			}
+			logf("ok %-8s %-10s %6d requests, all checked", t.name, s.name, n)
+		}
+		// Long-polls: 200 held, counted at the upstream, then each answered 200.
+		conns, err := holdSyncs(context.Background(), t.plain, 200, 1500)
+		if err != nil {
+			return fmt.Errorf("%s hold: %w", t.name, err)
+		}
+		_, herr := waitHeld(200, 5*time.Second)
+		rerr := readAllOK(conns, 10*time.Second)
+		closeAll(conns)
+		if herr != nil || rerr != nil {
+			return fmt.Errorf("%s hold: %v %v", t.name, herr, rerr)
+		}
+		logf("ok %-8s %-10s 200 held /sync counted upstream, all answered 200", t.name, "hold")
+		c := newClient(false, 1)
+		if _, d, err := upload(c, t, block, size, want); err != nil {
+			return err
+		} else {
+			logf("ok %-8s %-10s 32 MiB, sha256 verified, %.0f MB/s", t.name, "upload", size/1e6/d.Seconds())
+		}
+		if _, d, err := download(c, t, size, want); err != nil {
+			return err
+		} else {
+			logf("ok %-8s %-10s 32 MiB, sha256 verified, %.0f MB/s", t.name, "download", size/1e6/d.Seconds())
+		}
+		c.CloseIdleConnections()
+	}
+	logf("smoke passed for %s in %.1fs", names(ts), time.Since(start).Seconds())
+	return nil
+}
+
+func names(ts []*target) string {
+	var n []string
+	for _, t := range ts {
+		n = append(n, t.name)
+	}
+	return strings.Join(n, ", ")
+}
+
+// report is everything one full run measured.
+type report struct {
+	Date      string            `json:"date"`
+	Duration  string            `json:"duration"`
+	Rounds    int               `json:"rounds"`
+	Versions  map[string]string `json:"versions"`
+	Targets   []string          `json:"targets"`
+	Results   []result          `json:"results"`
+	Holds     []holdResult      `json:"holds"`
+	Transfers []transferResult  `json:"transfers"`
+	Notes     []string          `json:"notes"`
+	Seconds   float64           `json:"seconds"`
+}
+
+func full(ctx context.Context, e *env, ts []*target, o options) error {
+	start := time.Now()
+	rep := &report{Date: start.UTC().Format("2006-01-02 15:04 UTC"), Duration: o.duration.String(), Rounds: o.rounds,
+		Versions: map[string]string{}}
+	for _, t := range ts {
+		rep.Targets = append(rep.Targets, t.name)
+		rep.Versions[t.name] = t.version
+	}
+	rep.Versions["wrk"] = output("wrk", "-v")
+	rep.Versions["h2load"] = output("h2load", "--version")
+	rep.Versions["go"] = output("go", "version")
+	rep.Versions["kernel"] = output("uname", "-sr")
+	rep.Versions["cpu"] = cpuModel()
+	rep.Versions["commit"] = output("git", "describe", "--always", "--dirty")
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	rawLog, err := os.Create(filepath.Join(o.out, "raw.log"))
+	if err != nil {
+		return err
+	}
+	defer rawLog.Close()
+
+	// Check every cell once (right status, one CORS header, h2 where asked).
+	skip := map[string]string{}
+	for _, t := range ts {
+		for _, s := range scenarios {
+			if !s.applies(t) {
+				continue
+			}
+			c := newClient(s.h2, 1)
+			if err := check(c, t, s); err != nil {
+				skip[t.name+"/"+s.name] = err.Error()
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s %s not measured: %v", t.name, s.name, err))
+				logf("WARN %s %s not measured: %v", t.name, s.name, err)
+			}
+			c.CloseIdleConnections()
+		}
+	}
+	// Warm-up (not recorded): one short wrk run per target.
+	for _, t := range ts {
+		runWrk(e.root, t, scenarios[0], 500*time.Millisecond)
+	}
+	// Interleaved rounds: for each scenario, every target in turn, the order rotated.
+	for r := 1; r <= o.rounds; r++ {
+		for _, s := range scenarios {
+			order := rotate(ts, r-1)
+			for _, t := range order {
+				if !s.applies(t) || skip[t.name+"/"+s.name] != "" {
+					continue
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				res, out, err := runWrk(e.root, t, s, o.duration)
+				fmt.Fprintf(rawLog, "=== round %d %s %s\n%s\n", r, t.name, s.name, out)
+				if err != nil {
+					logf("WARN %s %s round %d: %v", t.name, s.name, r, err)
+					rep.Notes = append(rep.Notes, fmt.Sprintf("%s %s round %d failed: %v", t.name, s.name, r, err))
+					continue
+				}
+				res.Round = r
+				rep.Results = append(rep.Results, res)
+				logf("round %d %-8s %-10s %8.0f req/s p50 %.2fms p99 %.2fms errors %d", r, t.name, s.name, res.RPS, res.P50ms, res.P99ms, res.Errors)
+			}
+		}
+	}
+	// 100 MB upload and download, interleaved, peak RSS of the proxy tree sampled.
+	block := pattern.Block()
+	size := int64(o.transferMB) << 20
+	want := patternSHA(block, size)
+	for r := 1; r <= o.rounds; r++ {
+		for _, t := range rotate(ts, r-1) {
+			for _, dir := range []string{"upload", "download"} {
+				c := newClient(false, 1)
+				pid := e.pid(t)
+				base := treeRSS(pid)
+				smp := sampleRSS(pid, 5*time.Millisecond)
+				var d time.Duration
+				var err error
+				if dir == "upload" {
+					_, d, err = upload(c, t, block, size, want)
+				} else {
+					_, d, err = download(c, t, size, want)
+				}
+				peak := smp.stop()
+				c.CloseIdleConnections()
+				if err != nil {
+					return err
+				}
+				tr := transferResult{Target: t.name, Dir: dir, Round: r, Bytes: size, Seconds: d.Seconds(),
+					MBps: float64(size) / 1e6 / d.Seconds(), BaseKB: base, PeakKB: peak, GrowKB: peak - base, SHA256: want}
+				rep.Transfers = append(rep.Transfers, tr)
+				logf("round %d %-8s %-8s %6.0f MB/s rss %d→%d KiB (+%d), sha256 ok", r, t.name, dir, tr.MBps, base, peak, tr.GrowKB)
+			}
+		}
+	}
+	// Held long-polls: each target restarted fresh, warmed, then n held /sync.
+	for _, n := range o.holds {
+		for _, t := range ts {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			h, err := holdOne(ctx, e, t, n)
+			if err != nil {
+				logf("WARN %s hold %d: %v", t.name, n, err)
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s with %d held /sync: %v", t.name, n, err))
+			}
+			if h.HeldKB > 0 {
+				rep.Holds = append(rep.Holds, h)
+				logf("hold %-8s n=%d rss %d→%d KiB: %.1f KB per held /sync %s", t.name, n, h.BaseKB, h.HeldKB, h.PerConnB/1000, h.Note)
+			}
+		}
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(filepath.Join(o.out, "results.json"), b, 0o644); err != nil {
+		return err
+	}
+	md := markdown(rep)
+	if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	if err := plot(rep, filepath.Join(o.out, "plot.png")); err != nil {
+		return err
+	}
+	fmt.Println(md)
+	logf("done in %.0fs: %s/results.md, results.json, plot.png, raw.log", rep.Seconds, o.out)
+	return nil
+}
+
+// holdOne restarts t, warms it, holds n /sync requests and reads the tree's RSS.
+func holdOne(ctx context.Context, e *env, t *target, n int) (holdResult, error) {
+	h := holdResult{Target: t.name, N: n}
+	if t.name == "direct" {
+		e.upstream.stop()
+		if err := e.startUpstream(); err != nil {
+			return h, err
+		}
+	} else {
+		e.stopTarget(t)
+		if err := e.startTarget(t); err != nil {
+			return h, err
+		}
+	}
+	c := newClient(false, 4)
+	for i := 0; i < 200; i++ {
+		check(c, t, scenarios[0])
+	}
+	c.CloseIdleConnections()
+	pid := e.pid(t)
+	time.Sleep(200 * time.Millisecond) // let the warm-up connections close
+	h.BaseKB = treeRSS(pid)
+	conns, err := holdSyncs(ctx, t.plain, n, 60000)
+	if err != nil {
+		return h, fmt.Errorf("opening %d connections: %w", n, err)
+	}
+	defer func() {
+		closeAll(conns)
+		waitHeld(0, 20*time.Second)
+	}()
+	got, err := waitHeld(n, 60*time.Second)
+	if err != nil {
+		h.Note = fmt.Sprintf("only %d of %d reached the upstream", got, n)
+		if got <= 0 {
+			return h, err
+		}
+	}
+	// Read the peak over a short window once all are held.
+	smp := sampleRSS(pid, 20*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	h.HeldKB = smp.stop()
+	held := got
+	if held <= 0 {
+		held = n
+	}
+	h.PerConnB = float64(h.HeldKB-h.BaseKB) * 1024 / float64(held)
+	return h, err
+}
+
+func rotate(ts []*target, k int) []*target {
+	out := make([]*target, 0, len(ts))
+	for i := range ts {
+		out = append(out, ts[(i+k)%len(ts)])
+	}
+	return out
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			if i := strings.IndexByte(l, ':'); i >= 0 {
+				return strings.TrimSpace(l[i+1:])
+			}
+		}
+	}
+	return "unknown"
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

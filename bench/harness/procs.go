@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is one started process (a proxy, the upstream), stopped by its PID.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+// startProc starts argv pinned to cpu (taskset execs the program, so the PID is the
+// program's), its output into logPath.
+func startProc(name, cpu, logPath string, env []string, argv ...string) (*proc, error) {
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"-c", cpu}, argv...)
+	cmd := exec.Command("taskset", args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		lf.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM to the PID, waits up to 5 s, then SIGKILLs the PID (and, for
+// nginx-style masters whose workers outlive them, every remaining descendant).
+func (p *proc) stop() {
+	if p == nil || p.exited() {
+		return
+	}
+	kids := descendants(p.pid())
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	for _, k := range kids {
+		if alive(k) {
+			_ = syscall.Kill(k, syscall.SIGKILL)
+		}
+	}
+}
+
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+// descendants lists every process below pid (children, grandchildren…) from /proc.
+func descendants(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	parent := map[int][]int{}
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		pp, _ := strconv.Atoi(f[1])
+		parent[pp] = append(parent[pp], n)
+	}
+	var out []int
+	q := []int{pid}
+	for len(q) > 0 {
+		c := q[0]
+		q = q[1:]
+		for _, k := range parent[c] {
+			out = append(out, k)
+			q = append(q, k)
+		}
+	}
+	return out
+}
+
+// statusKB reads a "Key:   N kB" field of /proc/PID/status.
+func statusKB(pid int, key string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		l := s.Text()
+		if strings.HasPrefix(l, key+":") {
+			fs := strings.Fields(l[len(key)+1:])
+			if len(fs) > 0 {
+				n, _ := strconv.ParseInt(fs[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// treeRSS is the VmRSS of pid and all its descendants, in KiB.
+func treeRSS(pid int) int64 {
+	t := statusKB(pid, "VmRSS")
+	for _, k := range descendants(pid) {
+		t += statusKB(k, "VmRSS")
+	}
+	return t
+}
+
+// rssSampler polls treeRSS every interval until stopped and keeps the peak.
+type rssSampler struct {
+	stopc chan struct{}
+	donec chan struct{}
+	peak  int64
+}
+
+func sampleRSS(pid int, every time.Duration) *rssSampler {
+	s := &rssSampler{stopc: make(chan struct{}), donec: make(chan struct{})}
+	kids := append([]int{pid}, descendants(pid)...)
+	go func() {
+		defer close(s.donec)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			var r int64
+			for _, k := range kids {
+				r += statusKB(k, "VmRSS")
+			}
+			if r > s.peak {
+				s.peak = r
+			}
+			select {
+			case <-s.stopc:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *rssSampler) stop() int64 {
+	close(s.stopc)
+	<-s.donec
+	return s.peak
+}
