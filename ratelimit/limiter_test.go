@@ -486,7 +486,7 @@ func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Col
 type collectorFunc func(ch chan<- prometheus.Metric)
 
 func (f collectorFunc) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(f, ch) }
-func (f collectorFunc) Collect(ch chan<- prometheus.Metric)  { f(ch) }
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
