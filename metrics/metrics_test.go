@@ -435,3 +435,16 @@ func TestOpsHandler(t *testing.T) {
 		t.Error("got no native histogram data in the protobuf exposition, want it")
 	}
 }
+
+// TestDocumented: every metric registered here has a row in docs/METRICS.md.
+func TestDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "METRICS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range append(mxedgeMetrics, "mxedge_build_info") {
+		if !bytes.Contains(doc, []byte("| `"+name+"` |")) {
+			t.Errorf("got no row for %s in docs/METRICS.md, want one", name)
+		}
+	}
+}
