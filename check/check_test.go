@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -110,6 +111,19 @@ func TestPlainHTTPTarget(t *testing.T) {
 	}
 }
 
+// closedAddr returns a loopback address where nothing listens (a port 0
+// listener, closed).
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
 func exitCode(err error) int {
 	if err == nil {
 		return 0
@@ -190,7 +204,7 @@ func TestBrokenSetups(t *testing.T) {
 					writeJSONBody(w, 200, map[string]any{"m.homeserver": map[string]string{"base_url": "https://matrix.example.org:1"}})
 				}
 			},
-			extraArgs:  []string{"--resolve", "matrix.example.org:1:127.0.0.1:1"},
+			extraArgs:  []string{"--resolve", "matrix.example.org:1:" + closedAddr(t)},
 			wantID:     "client_versions",
 			wantDetail: "connection refused",
 		},
@@ -324,7 +338,7 @@ func TestBrokenSetups(t *testing.T) {
 			breakIt: func(fc *fakeConfig) {
 				fc.handlers["/.well-known/matrix/server"] = status(200, `{"m.server":"matrix.example.org:8448"}`, "application/json")
 			},
-			extraArgs:  []string{"--resolve", "matrix.example.org:8448:127.0.0.1:1"},
+			extraArgs:  []string{"--resolve", "matrix.example.org:8448:" + closedAddr(t)},
 			wantID:     "server_keys",
 			wantDetail: "connection refused",
 		},
