@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -72,7 +73,8 @@ type codeTable [numCodes]atomic.Pointer[counterRef]
 type counterRef struct{ c prometheus.Counter }
 
 // New registers mxedge's metrics on reg, plus the Go runtime and process
-// collectors, and returns them. classes are the route class label values
+// collectors (unless reg already has them), and returns them. The readiness
+// gauge starts at 0 until SetReady(true). classes are the route class label values
 // (proxy.ClassNames); later calls address a class by its index in classes. New
 // panics if registration fails (a duplicate registration is a programming error)
 // or if classes is empty.
@@ -139,9 +141,19 @@ func New(reg prometheus.Registerer, classes []string) *Metrics {
 	})
 
 	reg.MustRegister(m.requests, duration, inFlight, reqBytes, resBytes,
-		upDuration, upErrors, m.ready, reloads, m.reloadLastOK, m.reloadLastGood,
+		upDuration, upErrors, m.ready, reloads, m.reloadLastOK, m.reloadLastGood)
+	// The runtime collectors may already be registered by the caller: that is fine.
+	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				panic(err)
+			}
+		}
+	}
 
 	m.duration = make([]prometheus.Observer, n)
 	m.inFlight = make([]prometheus.Gauge, n)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 )
@@ -226,6 +227,11 @@ func TestRuntimeCollectors(t *testing.T) {
 	if !procSeen && runtime.GOOS == "linux" {
 		t.Error("got no process_* metrics, want the process collector registered")
 	}
+
+	// A registry that already has them (the caller registered them) is fine.
+	reg2 := prometheus.NewRegistry()
+	reg2.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	New(reg2, testClasses)
 }
 
 // TestCardinality drives End and Upstream with random input: the series count
