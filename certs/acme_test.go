@@ -164,12 +164,13 @@ func TestACMERenewShortLived(t *testing.T) {
 	t.Fatalf("certificate not renewed before it expired at %v", first.NotAfter)
 }
 
-// TestACMESharedRedisStorage runs two instances on one Redis storage.
-// Pebble validates at instance B's listeners only, and A starts first: A
-// orders, B answers A's challenge from the shared storage, then B starts
-// and serves the same certificate without an order of its own.
+// TestACMESharedRedisStorage runs two Managers of one process on one Redis
+// storage (certmagic keeps some challenge state per process; see
+// TestReplicasInTwoProcesses for replicas in separate processes). Pebble
+// validates at B's listeners only, and A starts first: A orders, B answers,
+// then B starts and serves the same certificate without an order.
 func TestACMESharedRedisStorage(t *testing.T) {
-	for _, ch := range []string{config.ChallengeHTTP01, config.ChallengeTLSALPN01} {
+	for _, ch := range []string{config.ChallengeHTTP01} {
 		t.Run(ch, func(t *testing.T) {
 			redisURL := startRedis(t)
 			aHTTP, aHTTPS := listenEdge(t)
