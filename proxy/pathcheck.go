@@ -100,7 +100,19 @@ func CheckPath(raw string, extra []string) (g Gate, ok bool) {
 		// equals raw.
 		return g, true
 	}
+	if !pathViewsAgree(raw, extra, g, nonASCII, features) {
+		return GateRefused, false
+	}
+	return g, true
+}
 
+// pathViewsAgree computes the normalised views of a validated raw path and
+// reports whether they all fall into gate g (and decode to valid UTF-8 when
+// nonASCII). It is kept out of CheckPath so that the common plain path does
+// not pay for zeroing the stack buffers.
+//
+//go:noinline
+func pathViewsAgree(raw string, extra []string, g Gate, nonASCII bool, features int) bool {
 	var (
 		stackBuf  [pathStackMax + 1]byte
 		stackSegs [pathStackMax/2 + 2]int32
@@ -112,11 +124,11 @@ func CheckPath(raw string, extra []string) (g Gate, ok bool) {
 	}
 
 	if nonASCII && !utf8.Valid(pathDecodeAll(buf[:0], raw)) {
-		return GateRefused, false
+		return false
 	}
 	v := pathViewSegments(buf[:0], segs[:0], raw)
 	if pathGate(v, extra, false) != g || pathGate(v, extra, true) != g {
-		return GateRefused, false
+		return false
 	}
 	for mask := 0; mask < pathFeatures; mask++ {
 		if mask&^features != 0 {
@@ -124,10 +136,10 @@ func CheckPath(raw string, extra []string) (g Gate, ok bool) {
 		}
 		v = pathViewLoose(buf[:0], segs[:0], raw, mask)
 		if pathGate(v, extra, false) != g || pathGate(v, extra, true) != g {
-			return GateRefused, false
+			return false
 		}
 	}
-	return g, true
+	return true
 }
 
 // pathScan validates raw's syntax. plain reports that raw has nothing a
