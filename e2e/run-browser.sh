@@ -8,6 +8,7 @@ dendrite_build
 npm_ready
 dendrite_start 16208
 port_free 16270
+port_free 16271
 if [ "${E2E_DIRECT:-0}" = 1 ]; then
   BASE_URL=$DENDRITE_URL DIRECT=1 PAGE_PORT=16270 node "$E2E_DIR/browser/run.mjs"
   exit

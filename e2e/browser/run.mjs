@@ -37,6 +37,16 @@ const server = http.createServer((rq, rs) => {
 });
 await new Promise((res, rej) => server.listen(pagePort, "127.0.0.1", res).on("error", rej));
 
+// A control: a server that sends Access-Control-Allow-Origin twice ("*, *" on the wire), as a proxy
+// that copies the upstream's CORS headers next to its own does. The browser must refuse it, which
+// shows that the checks above really depend on the browser's CORS verdict.
+const dupServer = http.createServer((rq, rs) => {
+  rs.setHeader("Access-Control-Allow-Origin", ["*", "*"]);
+  rs.setHeader("Content-Type", "application/json");
+  rs.end('{"versions":["v1.11"]}');
+});
+await new Promise((res, rej) => dupServer.listen(pagePort + 1, "127.0.0.1", res).on("error", rej));
+
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "mxedge-e2e-chromium-"));
 let context;
 const consoleLines = [];
@@ -102,6 +112,15 @@ try {
       { needs },
     );
 
+  await steps.run(
+    "control: a duplicated Access-Control-Allow-Origin is refused by the browser",
+    async () => {
+      const r = await page.evaluate((u) => window.runCheck("versions", { base: u }), `http://127.0.0.1:${pagePort + 1}`);
+      if (r.ok) throw new Error("the browser accepted '*, *': the CORS checks would prove nothing");
+      return r.detail;
+    },
+    { needs: ["page loaded from another origin"] },
+  );
   await check("client well-known", "wellKnown");
   await check("GET /versions", "versions");
   await check("JSON login POST (preflighted)", "login");
@@ -128,6 +147,7 @@ try {
 } finally {
   if (context) await context.close().catch(() => {});
   server.close();
+  dupServer.close();
   fs.rmSync(userDataDir, { recursive: true, force: true });
 }
 if (steps.failed.length && consoleLines.length) {
