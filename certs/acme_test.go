@@ -191,3 +191,31 @@ func TestACMESharedRedisStorage(t *testing.T) {
 		})
 	}
 }
+
+// TestACMEReloadDomains adds a name by Reload (obtained in the background)
+// and removes one (refused from then on); other changes need a restart.
+func TestACMEReloadDomains(t *testing.T) {
+	httpLn, httpsLn := listenEdge(t)
+	p := startPebble(t, pebbleOpts{httpPort: port(httpLn), tlsPort: port(httpsLn)})
+	c := acmeConfig(p, httpLn, httpsLn, t.TempDir(), config.ChallengeHTTP01)
+	e := serveEdge(t, c, httpLn, httpsLn)
+	addr := httpsLn.Addr().String()
+	waitServed(t, addr, testName, p.root, 60*time.Second)
+
+	second := "second.mxedge.internal"
+	c2 := *c
+	c2.TLS.Domains = []string{second}
+	must(t, e.m.Reload(&c2))
+	waitServed(t, addr, second, p.root, 60*time.Second)
+	if _, err := handshake(addr, testName, p.root); err == nil {
+		t.Errorf("%s removed by Reload: still served", testName)
+	}
+	if st := e.m.Status(); len(st) != 1 || st[0].Name != second || st[0].NotAfter.IsZero() {
+		t.Errorf("Status after Reload: got %+v", st)
+	}
+	c3 := c2
+	c3.TLS.Email = "other@mxedge.internal"
+	if err := e.m.Reload(&c3); err == nil || !strings.Contains(err.Error(), "needs a restart") {
+		t.Errorf("Reload changing the email: got %v, want needs a restart", err)
+	}
+}

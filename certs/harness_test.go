@@ -173,6 +173,7 @@ type pebble struct {
 	mu      sync.Mutex
 	log     strings.Builder
 	issued  int // "Issued certificate" log lines
+	kill    func()
 }
 
 func (p *pebble) issuedCount() int {
@@ -244,6 +245,7 @@ func startPebble(t *testing.T, o pebbleOpts) *pebble {
 			cmd.Wait()
 			close(exited)
 		}()
+		p.kill = func() { cmd.Process.Kill(); <-exited }
 		t.Cleanup(func() {
 			cmd.Process.Kill()
 			<-exited
