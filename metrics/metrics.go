@@ -129,11 +129,11 @@ func New(reg prometheus.Registerer, classes []string) *Metrics {
 	})
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "mxedge", Subsystem: "config", Name: "reloads_total",
-		Help: "Configuration reloads (SIGHUP), by result (success, failure).",
+		Help: "Configuration loads (at start-up and on SIGHUP), by result (success, failure).",
 	}, []string{"result"})
 	m.reloadLastOK = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "mxedge", Subsystem: "config", Name: "last_reload_success_timestamp_seconds",
-		Help: "Unix time of the last successful configuration reload; 0 before the first.",
+		Help: "Unix time of the last successful configuration load (start-up or SIGHUP).",
 	})
 	m.reloadLastGood = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "mxedge", Subsystem: "config", Name: "last_reload_successful",
@@ -285,8 +285,10 @@ func (m *Metrics) SetReady(ok bool) {
 	}
 }
 
-// Reloaded records a configuration reload attempt that finished at at. The
-// initial load at start-up is not a reload: do not report it.
+// Reloaded records a configuration load that finished at at: call it once
+// after the initial load at start-up (as Prometheus does for its own config,
+// so the timestamp says when the running configuration was loaded) and after
+// every SIGHUP reload.
 func (m *Metrics) Reloaded(ok bool, at time.Time) {
 	if ok {
 		m.reloadOK.Inc()
