@@ -14,8 +14,33 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// maxDecodeDepth bounds the nesting the decoder follows (aliases included).
-const maxDecodeDepth = 64
+// maxDecodeDepth bounds the nesting the decoder follows (aliases included);
+// maxDecodeSteps bounds the values it visits, so that aliases and merge keys
+// cannot make a small file expand without end.
+const (
+	maxDecodeDepth = 64
+	maxDecodeSteps = 20000
+)
+
+// decoder walks a YAML node tree over a Config, reporting into p.
+type decoder struct {
+	p      *problems
+	budget int
+	fields map[reflect.Type]map[string][]int // yamlFields cache
+}
+
+// step spends one unit of the budget; false (reported once) when spent.
+func (d *decoder) step() bool {
+	if d.budget <= 0 {
+		return false
+	}
+	d.budget--
+	if d.budget == 0 {
+		d.p.addDecode("", 0, "too complex: aliases or merge keys expand beyond %d values", maxDecodeSteps)
+		return false
+	}
+	return true
+}
 
 // decodeFile decodes YAML data over c strictly: every key must name a field,
 // every value must fit its field's type. It records the line of every key in
@@ -46,7 +71,8 @@ func decodeFile(data []byte, c *Config, p *problems) {
 		return // a file of comments only, or "~"
 	}
 	collectLines(root, "", p.lines, 0)
-	decodeValue(root, reflect.ValueOf(c).Elem(), "", p, 0)
+	d := &decoder{p: p, budget: maxDecodeSteps, fields: map[reflect.Type]map[string][]int{}}
+	d.decodeValue(root, reflect.ValueOf(c).Elem(), "", 0)
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -103,7 +129,11 @@ func collectLines(n *yaml.Node, prefix string, lines map[string]int, depth int) 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 // decodeValue decodes n into v (addressable) and reports mistakes under key.
-func decodeValue(n *yaml.Node, v reflect.Value, key string, p *problems, depth int) {
+func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, key string, depth int) {
+	p := d.p
+	if !d.step() {
+		return
+	}
 	if depth > maxDecodeDepth {
 		p.addDecode(key, n.Line, "nested too deeply")
 		return
@@ -113,7 +143,7 @@ func decodeValue(n *yaml.Node, v reflect.Value, key string, p *problems, depth i
 			p.addDecode(key, n.Line, "unknown alias")
 			return
 		}
-		decodeValue(n.Alias, v, key, p, depth+1)
+		d.decodeValue(n.Alias, v, key, depth+1)
 		return
 	}
 	isNull := n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
@@ -131,7 +161,7 @@ func decodeValue(n *yaml.Node, v reflect.Value, key string, p *problems, depth i
 		if isNull {
 			return
 		}
-		decodeStruct(n, v, key, p, depth)
+		d.decodeStruct(n, v, key, depth)
 	case reflect.Slice:
 		if isNull {
 			v.SetZero()
@@ -143,7 +173,7 @@ func decodeValue(n *yaml.Node, v reflect.Value, key string, p *problems, depth i
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, e := range n.Content {
-			decodeValue(e, s.Index(i), key+"["+strconv.Itoa(i)+"]", p, depth+1)
+			d.decodeValue(e, s.Index(i), key+"["+strconv.Itoa(i)+"]", depth+1)
 		}
 		v.Set(s)
 	case reflect.Map:
@@ -155,15 +185,16 @@ func decodeValue(n *yaml.Node, v reflect.Value, key string, p *problems, depth i
 			p.addDecode(key, n.Line, "must be a mapping, got %s", describeNode(n))
 			return
 		}
-		decodeMap(n, v, key, p, depth)
+		d.decodeMap(n, v, key, depth)
 	case reflect.Pointer:
 		if isNull {
 			v.SetZero()
 			return
 		}
-		e := reflect.New(v.Type().Elem())
-		decodeValue(n, e.Elem(), key, p, depth+1)
-		v.Set(e)
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decodeValue(n, v.Elem(), key, depth+1) // over the default, as for structs
 	case reflect.Interface:
 		var out any
 		if err := n.Decode(&out); err != nil {
@@ -192,7 +223,8 @@ func decodeValue(n *yaml.Node, v reflect.Value, key string, p *problems, depth i
 	}
 }
 
-func decodeStruct(n *yaml.Node, v reflect.Value, key string, p *problems, depth int) {
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, key string, depth int) {
+	p := d.p
 	if n.Kind != yaml.MappingNode {
 		what := "a mapping"
 		if key == "" {
@@ -201,7 +233,11 @@ func decodeStruct(n *yaml.Node, v reflect.Value, key string, p *problems, depth 
 		p.addDecode(key, n.Line, "must be %s, got %s", what, describeNode(n))
 		return
 	}
-	fields := yamlFields(v.Type())
+	fields, ok := d.fields[v.Type()]
+	if !ok {
+		fields = yamlFields(v.Type())
+		d.fields[v.Type()] = fields
+	}
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, vn := n.Content[i], n.Content[i+1]
@@ -214,7 +250,7 @@ func decodeStruct(n *yaml.Node, v reflect.Value, key string, p *problems, depth 
 		}
 		name := kn.Value
 		if name == "<<" && kn.ShortTag() == "!!merge" {
-			decodeMerge(vn, v, key, p, depth)
+			d.decodeMerge(vn, v, key, depth)
 			continue
 		}
 		full := joinKey(key, name)
@@ -228,28 +264,41 @@ func decodeStruct(n *yaml.Node, v reflect.Value, key string, p *problems, depth 
 			p.addDecode(full, kn.Line, "unknown key%s", suggestKey(name, fields))
 			continue
 		}
-		decodeValue(vn, v.FieldByIndex(idx), full, p, depth+1)
+		d.decodeValue(vn, v.FieldByIndex(idx), full, depth+1)
 	}
 }
 
 // decodeMerge applies a YAML merge key ("<<: *base" or "<<: [*a, *b]").
-func decodeMerge(n *yaml.Node, v reflect.Value, key string, p *problems, depth int) {
+func (d *decoder) decodeMerge(n *yaml.Node, v reflect.Value, key string, depth int) {
+	p := d.p
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
+	if depth > maxDecodeDepth || !d.step() {
+		return
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
-		decodeStruct(n, v, key, p, depth+1)
+		d.decodeStruct(n, v, key, depth+1)
+		return
 	case yaml.SequenceNode:
 		for _, e := range n.Content {
-			decodeMerge(e, v, key, p, depth+1)
+			if e.Kind == yaml.AliasNode && e.Alias != nil {
+				e = e.Alias
+			}
+			if e.Kind != yaml.MappingNode {
+				p.addDecode(key, e.Line, "merge key (<<) must refer to mappings")
+				continue
+			}
+			d.decodeStruct(e, v, key, depth+1)
 		}
-	default:
-		p.addDecode(key, n.Line, "merge key (<<) must refer to a mapping")
+		return
 	}
+	p.addDecode(key, n.Line, "merge key (<<) must refer to a mapping")
 }
 
-func decodeMap(n *yaml.Node, v reflect.Value, key string, p *problems, depth int) {
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, key string, depth int) {
+	p := d.p
 	t := v.Type()
 	if t.Key().Kind() != reflect.String || t.Elem().Kind() == reflect.Interface {
 		// Free-form documents (well_known.client, well_known.support): let
@@ -277,7 +326,7 @@ func decodeMap(n *yaml.Node, v reflect.Value, key string, p *problems, depth int
 		}
 		seen[kn.Value] = kn.Line
 		e := reflect.New(t.Elem()).Elem()
-		decodeValue(vn, e, full, p, depth+1)
+		d.decodeValue(vn, e, full, depth+1)
 		m.SetMapIndex(reflect.ValueOf(kn.Value).Convert(t.Key()), e)
 	}
 	v.Set(m)

@@ -104,7 +104,9 @@ func load(data []byte, path string, getenv func(string) string, flags Overrides)
 	c.lines = p.lines
 	c.sources = sources
 	p.sources = sources
-	c.validate(p)
+	if !p.bad[""] { // the file as a whole is unreadable: validating it says nothing
+		c.validate(p)
+	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}

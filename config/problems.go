@@ -63,10 +63,28 @@ type problems struct {
 	list    []Problem
 }
 
+// maxProblems bounds the problems kept; the rest are counted in one last
+// problem.
+const maxProblems = 200
+
+// full reports whether the list is at its bound, noting the overflow once.
+func (p *problems) full() bool {
+	if len(p.list) < maxProblems {
+		return false
+	}
+	if len(p.list) == maxProblems {
+		p.list = append(p.list, Problem{File: p.file, Msg: "too many problems; fix these first"})
+	}
+	return true
+}
+
 // add records a problem at key. The line is that of key, or of its nearest
 // parent key present in the file.
 func (p *problems) add(key, format string, args ...any) {
 	if nearest(p.bad, key) != "" {
+		return
+	}
+	if p.full() {
 		return
 	}
 	msg := fmt.Sprintf(format, args...)
@@ -87,6 +105,9 @@ func (p *problems) addDecode(key string, line int, format string, args ...any) {
 		p.bad = map[string]bool{}
 	}
 	p.bad[key] = true
+	if p.full() {
+		return
+	}
 	p.list = append(p.list, Problem{File: p.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -126,6 +147,10 @@ func (p *problems) err() error {
 		return nil
 	}
 	list := slices.Clone(p.list)
-	slices.SortStableFunc(list, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
+	n := len(list)
+	if n > maxProblems {
+		n = maxProblems // the overflow note stays last
+	}
+	slices.SortStableFunc(list[:n], func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
 	return &Error{Problems: list}
 }

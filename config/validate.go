@@ -43,6 +43,8 @@ func (c *Config) validate(p *problems) {
 
 	if c.ServerName == "" {
 		p.add("server_name", "required (the Matrix server name, as in @user:example.org)")
+	} else if strings.ContainsAny(c.ServerName, "/@") {
+		p.add("server_name", "must be host[:port] as in user IDs (example.org), not a URL, got %q", c.ServerName)
 	} else if err := CheckServerName(c.ServerName); err != nil {
 		p.add("server_name", "not a Matrix server name (host[:port]): %v, got %q", err, c.ServerName)
 	}
@@ -95,7 +97,7 @@ func checkUpstream(p *problems, s string) (*url.URL, string) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		p.add(key, "not a URL: %q", s)
+		p.add(key, "must be an http:// or https:// URL or unix:/path/to.sock, got %q", s)
 		return nil, ""
 	}
 	switch u.Scheme {
