@@ -113,7 +113,7 @@ func New(reg prometheus.Registerer, classes []string) *Metrics {
 	}, []string{"class"})
 	upDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "mxedge", Subsystem: "upstream", Name: "duration_seconds",
-		Help:                            "Time from sending a request upstream to its response headers (or its failure), by route class.",
+		Help:                            "Time from the request's arrival to the upstream's response headers (or the failure), by route class.",
 		Buckets:                         DurationBuckets,
 		NativeHistogramBucketFactor:     nativeBucketFactor,
 		NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
@@ -258,13 +258,15 @@ func methodIndex(method string) int {
 
 // Upstream records one upstream round trip of class c that took d (until the
 // response headers, or the failure). errKind is "" for a response (of any
-// status), or refused, reset, timeout or other for a failure; unknown kinds
-// count as other.
+// status), or refused, reset, timeout or other for a failure of the upstream;
+// "client" (the client's fault: it went away, its body was too large or
+// stalled) is not an upstream error and only records d. Unknown kinds count as
+// other.
 func (m *Metrics) Upstream(c int, d time.Duration, errKind string) {
 	c = m.class(c)
 	m.upDuration[c].Observe(d.Seconds())
 	switch errKind {
-	case "":
+	case "", "client":
 	case "refused":
 		m.upErrors[c][0].Inc()
 	case "reset":

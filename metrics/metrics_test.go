@@ -76,6 +76,7 @@ func sequence(m *Metrics) {
 	m.Upstream(cSend, 60*time.Second, "timeout")
 	m.Upstream(cSend, 5*time.Millisecond, "reset")
 	m.Upstream(cSend, 5*time.Millisecond, "tls handshake")
+	m.Upstream(cSend, 5*time.Millisecond, "client") // the client's fault: not an upstream error
 	m.SetReady(true)
 	m.SetReady(false)
 	m.SetReady(true)
