@@ -19,7 +19,7 @@ type Overrides struct {
 	LogFormat     string // --log-format → log.format
 }
 
-// overrideFlags pairs each Overrides field with its key and flag name.
+// each calls f for every override with its value, key, flag name and setter.
 func (o Overrides) each(f func(value, key, flag string, set func(c *Config))) {
 	f(o.ServerName, "server_name", "--server-name", func(c *Config) { c.ServerName = o.ServerName })
 	f(o.Upstream, "upstream", "--upstream", func(c *Config) { c.Upstream = o.Upstream })
