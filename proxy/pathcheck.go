@@ -126,16 +126,17 @@ func pathViewsAgree(raw string, extra []string, g Gate, nonASCII bool, features 
 	if nonASCII && !utf8.Valid(pathDecodeAll(buf[:0], raw)) {
 		return false
 	}
-	v := pathViewSegments(buf[:0], segs[:0], raw)
-	if pathGate(v, extra, false) != g || pathGate(v, extra, true) != g {
+	depth := pathGateDepth(g)
+	v, low := pathViewSegments(buf[:0], segs[:0], raw)
+	if low < depth || pathGate(v, extra, false) != g || pathGate(v, extra, true) != g {
 		return false
 	}
 	for mask := 0; mask < pathFeatures; mask++ {
 		if mask&^features != 0 {
 			continue // the path lacks a feature this view treats specially
 		}
-		v = pathViewLoose(buf[:0], segs[:0], raw, mask)
-		if pathGate(v, extra, false) != g || pathGate(v, extra, true) != g {
+		v, low = pathViewLoose(buf[:0], segs[:0], raw, mask)
+		if low < depth || pathGate(v, extra, false) != g || pathGate(v, extra, true) != g {
 			return false
 		}
 	}
@@ -226,10 +227,12 @@ func pathDecodeAll(dst []byte, raw string) []byte {
 // segment but is written as '/', so gate prefixes see it), empty and "."
 // segments dropped, ".." removing the previous segment. A path that ends in a
 // separator or a dot segment keeps a trailing '/'. segs is scratch space for
-// segment offsets (capacity >= len(raw)/2+2).
-func pathViewSegments(out []byte, segs []int32, raw string) []byte {
+// segment offsets (capacity >= len(raw)/2+2). low is the fewest segments left
+// after a ".." (1<<30 when there is none).
+func pathViewSegments(out []byte, segs []int32, raw string) (_ []byte, low int) {
 	i := 1 // raw[0] == '/'
 	dirEnd := false
+	low = 1 << 30
 	for {
 		start := len(out)
 		out = append(out, '/')
@@ -247,7 +250,7 @@ func pathViewSegments(out []byte, segs []int32, raw string) []byte {
 			}
 			out = append(out, c)
 		}
-		out, segs, dirEnd = pathEndSegment(out, segs, start)
+		out, segs, dirEnd = pathEndSegment(out, segs, start, &low)
 		if atEnd {
 			break
 		}
@@ -255,7 +258,7 @@ func pathViewSegments(out []byte, segs []int32, raw string) []byte {
 	if dirEnd || len(out) == 0 {
 		out = append(out, '/')
 	}
-	return out
+	return out, low
 }
 
 // pathViewLoose builds a view C of a validated raw path: fully decoded, then
@@ -263,9 +266,11 @@ func pathViewSegments(out []byte, segs []int32, raw string) []byte {
 // selects the extra rules: pathBackslash makes '\' a separator, pathSemicolon
 // cuts each segment at its first ';', pathCut ends the path at the first
 // decoded '?' or '#'. Letter case is kept: callers compare gates both ways.
-func pathViewLoose(out []byte, segs []int32, raw string, features int) []byte {
+// low is as for pathViewSegments.
+func pathViewLoose(out []byte, segs []int32, raw string, features int) (_ []byte, low int) {
 	i := 1
 	dirEnd := false
+	low = 1 << 30
 	for {
 		start := len(out)
 		out = append(out, '/')
@@ -303,7 +308,7 @@ func pathViewLoose(out []byte, segs []int32, raw string, features int) []byte {
 		if semi >= 0 {
 			out = out[:semi]
 		}
-		out, segs, dirEnd = pathEndSegment(out, segs, start)
+		out, segs, dirEnd = pathEndSegment(out, segs, start, &low)
 		if atEnd {
 			break
 		}
@@ -311,15 +316,15 @@ func pathViewLoose(out []byte, segs []int32, raw string, features int) []byte {
 	if dirEnd || len(out) == 0 {
 		out = append(out, '/')
 	}
-	return out
+	return out, low
 }
 
 // pathEndSegment resolves the segment written at out[start:] ('/' then its
 // bytes): an empty or "." segment is dropped, ".." drops itself and the
 // previous segment, anything else is kept and its offset pushed on segs.
 // dirEnd reports that the segment was dropped, so that a path ending here
-// ends in '/'.
-func pathEndSegment(out []byte, segs []int32, start int) (_ []byte, _ []int32, dirEnd bool) {
+// ends in '/'. After a "..", *low is lowered to the number of segments left.
+func pathEndSegment(out []byte, segs []int32, start int, low *int) (_ []byte, _ []int32, dirEnd bool) {
 	seg := out[start+1:]
 	switch {
 	case len(seg) == 0 || len(seg) == 1 && seg[0] == '.':
@@ -330,9 +335,23 @@ func pathEndSegment(out []byte, segs []int32, start int) (_ []byte, _ []int32, d
 			out = out[:segs[n-1]]
 			segs = segs[:n-1]
 		}
+		*low = min(*low, len(segs))
 		return out, segs, true
 	}
 	return out, append(segs, int32(start)), false
+}
+
+// pathGateDepth is the number of leading segments of a path in gate g that
+// no ".." may remove: the gate prefix and, under /_matrix, the API segment
+// (client, media, federation, key...), so that "/_matrix/client/../media/..."
+// cannot change API while keeping its gate. Extra and refused paths are
+// protected by the gate comparison alone.
+func pathGateDepth(g Gate) int {
+	switch g {
+	case GateMatrix, GateFederation, GateSynapseClient, GateAdmin, GateWellKnown:
+		return 2
+	}
+	return 0
 }
 
 // pathGate returns the gate of path p (origin-form), comparing prefixes
