@@ -76,6 +76,10 @@ const (
 //     combination of: '\' as a separator, each segment cut at its first ';',
 //     the path cut at the first decoded '?' or '#'.
 //
+// In every view, a ".." may not remove the first two segments of a path in
+// a built-in gate (the gate prefix and, under /_matrix, the API segment:
+// "/_matrix/client/../media/" is refused).
+//
 // The caller answers 400 when ok is false.
 //
 // extra holds the forward.extra_prefixes entries (each starting with '/').
