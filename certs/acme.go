@@ -126,19 +126,12 @@ func acmeKey(c *config.Config) string {
 
 // onEvent counts ACME attempts and failures (certmagic's events). It never
 // returns an error: an error would abort the operation.
-func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) error {
+func (m *Manager) onEvent(_ context.Context, event string, _ map[string]any) error {
 	switch event {
 	case "cert_obtaining":
 		m.met.attempts.Inc()
 	case "cert_failed":
 		m.met.failures.Inc()
-	case "cert_obtained":
-		renewal, _ := data["renewal"].(bool)
-		id, _ := data["identifier"].(string)
-		m.log.Info("certificate stored", "name", id, "renewal", renewal)
-	}
-	if m.testEvent != nil {
-		m.testEvent(event, data)
 	}
 	return nil
 }

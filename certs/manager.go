@@ -68,7 +68,6 @@ type Manager struct {
 	poll     time.Duration
 
 	releaseOnce sync.Once
-	testEvent   func(event string, data map[string]any) // tests: observe certmagic events
 
 	mu      sync.Mutex // guards the fields below
 	started bool
@@ -80,7 +79,9 @@ type Manager struct {
 // New builds a Manager for c.TLS. It returns nil, nil when tls.mode is off.
 // In mode files it loads and validates the certificate files; in mode acme
 // it checks that the storage is writable and reads acme_ca_root. Errors name
-// the config key at fault. New obtains nothing: see Start.
+// the config key at fault. New obtains nothing: see Start. A Manager from
+// New holds resources (certmagic's maintenance goroutine, the storage
+// client): call Stop when done, even if Start was never called.
 func New(c *config.Config, o Options) (*Manager, error) {
 	if c.TLS.Mode == config.TLSModeOff || c.TLS.Mode == "" {
 		return nil, nil
@@ -206,8 +207,11 @@ func (m *Manager) release() {
 // federation): TLS 1.2 minimum, ALPN h2 and http/1.1 (and acme-tls/1 when
 // the tls-alpn-01 challenge is enabled), certificates chosen per SNI.
 // A handshake naming a host outside tls.domains is refused; one without SNI
-// gets the certificate of the first name.
+// gets the certificate of the first name. Nil for a nil Manager.
 func (m *Manager) TLSConfig() *tls.Config {
+	if m == nil {
+		return nil
+	}
 	protos := []string{"h2", "http/1.1"}
 	if m.alpn {
 		protos = append(protos, "acme-tls/1")
