@@ -110,7 +110,7 @@ func commonFlags(path *string, o *config.Overrides) []cliFlag {
 // parseFlags parses args with the common flags (plus extra) and rejects
 // positional arguments. --help prints the help to stdout and returns
 // flag.ErrHelp.
-func parseFlags(name string, args []string, path *string, o *config.Overrides, stdout, stderr io.Writer, extra func(*flag.FlagSet)) error {
+func parseFlags(name string, args []string, path *string, o *config.Overrides, stdout io.Writer, extra func(*flag.FlagSet)) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	for _, f := range commonFlags(path, o) {
@@ -135,7 +135,7 @@ func parseFlags(name string, args []string, path *string, o *config.Overrides, s
 // runServe is `mxedge run`: serve until a signal, reloading on SIGHUP.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var o config.LoadOptions
-	if err := parseFlags("run", args, &o.Path, &o.Flags, stdout, stderr, nil); err != nil {
+	if err := parseFlags("run", args, &o.Path, &o.Flags, stdout, nil); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -150,9 +150,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // when valid; otherwise every problem on stderr, one a line, and exit 1.
 func runValidate(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var o config.LoadOptions
-	var print bool
-	err := parseFlags("validate", args, &o.Path, &o.Flags, stdout, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&print, "print", false, "print the effective configuration, secrets redacted")
+	var printCfg bool
+	err := parseFlags("validate", args, &o.Path, &o.Flags, stdout, func(fs *flag.FlagSet) {
+		fs.BoolVar(&printCfg, "print", false, "print the effective configuration, secrets redacted")
 	})
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -180,7 +180,7 @@ func runValidate(args []string, getenv func(string) string, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "%d %s: configuration invalid\n", len(ce.Problems), noun)
 		return &cliError{code: exitFailure, err: err, reported: true}
 	}
-	if print {
+	if printCfg {
 		fmt.Fprint(stdout, c.Redacted())
 		return nil
 	}
