@@ -63,6 +63,10 @@ func TestNewACMEErrors(t *testing.T) {
 				if err != nil {
 					t.Fatalf("got %v, want no error", err)
 				}
+				if tc.name == "ok" && (m.issuer.ListenHost != "127.0.0.1" || m.issuer.AltHTTPPort != 8080 || m.issuer.AltTLSALPNPort != 8443) {
+					t.Errorf("certmagic solver addresses: host %q http %d tls %d, want mxedge's listeners 127.0.0.1, 8080, 8443",
+						m.issuer.ListenHost, m.issuer.AltHTTPPort, m.issuer.AltTLSALPNPort)
+				}
 				if got := m.Status(); len(got) != 1 || got[0].Name != "example.org" || !got[0].NotAfter.IsZero() {
 					t.Errorf("Status before any certificate: got %+v", got)
 				}

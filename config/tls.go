@@ -69,8 +69,8 @@ type TLS struct {
 	// responses; 0 = no header. Default 31536000 (one year).
 	HSTS int `yaml:"hsts"`
 	// RenewCheckInterval is how often managed certificates are checked for
-	// renewal (mode acme) and cert_file/key_file for change (mode files).
-	// Default 10m.
+	// renewal (mode acme), and cert_file/key_file for change (mode files; at
+	// least once a minute whatever the setting). Default 10m.
 	RenewCheckInterval Duration `yaml:"renew_check_interval"`
 }
 
