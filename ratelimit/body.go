@@ -1,8 +1,8 @@
 package ratelimit
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -80,21 +80,21 @@ func (p *peekedBody) Read(b []byte) (int, error) {
 
 func (p *peekedBody) Close() error { return p.orig.Close() }
 
-// loginBody is the part of a login request the limiter reads.
-type loginBody struct {
-	Identifier *loginIdentifier `json:"identifier"`
-	User       any              `json:"user"`
-	Medium     any              `json:"medium"`
-	Address    any              `json:"address"`
-}
-
-type loginIdentifier struct {
-	Type    any `json:"type"`
-	User    any `json:"user"`
-	Medium  any `json:"medium"`
-	Address any `json:"address"`
-	Country any `json:"country"`
-	Phone   any `json:"phone"`
+// decodeObject decodes a JSON object as Synapse's Python decoder reads it:
+// keys are case-sensitive (encoding/json's struct matching is not, which
+// would let "Identifier" shadow "identifier"), a repeated key keeps its last
+// value, numbers of any size are accepted, nothing may follow the object.
+func decodeObject(body []byte) (map[string]any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return m, true
 }
 
 func str(v any) (string, bool) {
@@ -110,31 +110,27 @@ func str(v any) (string, bool) {
 // when the body names no account (m.login.token, …) and UnreadableKey when
 // the body is not a JSON object.
 func LoginTarget(body []byte) string {
-	var lb loginBody
-	if err := json.Unmarshal(body, &lb); err != nil {
-		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) {
-			return UnreadableKey
-		}
-		// A field of an unexpected type: Synapse refuses such a body too; keep
-		// what was read.
+	lb, ok := decodeObject(body)
+	if !ok {
+		return UnreadableKey
 	}
-	if id := lb.Identifier; id != nil {
-		typ, _ := str(id.Type)
+	if raw, present := lb["identifier"]; present {
+		id, _ := raw.(map[string]any)
+		typ, _ := str(id["type"])
 		switch typ {
 		case "m.id.user":
-			if u, ok := str(id.User); ok {
+			if u, ok := str(id["user"]); ok {
 				return foldUser(u)
 			}
 		case "m.id.thirdparty":
-			m, ok1 := str(id.Medium)
-			a, ok2 := str(id.Address)
+			m, ok1 := str(id["medium"])
+			a, ok2 := str(id["address"])
 			if ok1 && ok2 {
 				return "3pid:" + strings.ToLower(m) + ":" + strings.ToLower(a)
 			}
 		case "m.id.phone":
-			c, ok1 := str(id.Country)
-			p, ok2 := str(id.Phone)
+			c, ok1 := str(id["country"])
+			p, ok2 := str(id["phone"])
 			if ok1 && ok2 {
 				return "phone:" + strings.ToUpper(c) + ":" + digits(p)
 			}
@@ -142,12 +138,12 @@ func LoginTarget(body []byte) string {
 		return ""
 	}
 	// Legacy fields, as Synapse converts them when "identifier" is absent.
-	m, ok1 := str(lb.Medium)
-	a, ok2 := str(lb.Address)
+	m, ok1 := str(lb["medium"])
+	a, ok2 := str(lb["address"])
 	if ok1 && ok2 {
 		return "3pid:" + strings.ToLower(m) + ":" + strings.ToLower(a)
 	}
-	if u, ok := str(lb.User); ok {
+	if u, ok := str(lb["user"]); ok {
 		return foldUser(u)
 	}
 	return ""
@@ -178,15 +174,10 @@ func digits(s string) string {
 // UnreadableKey when the body is not a JSON object). User ids are case
 // sensitive: it is returned as is.
 func Invitee(body []byte) string {
-	var ib struct {
-		UserID any `json:"user_id"`
+	ib, ok := decodeObject(body)
+	if !ok {
+		return UnreadableKey
 	}
-	if err := json.Unmarshal(body, &ib); err != nil {
-		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) {
-			return UnreadableKey
-		}
-	}
-	u, _ := str(ib.UserID)
+	u, _ := str(ib["user_id"])
 	return u
 }

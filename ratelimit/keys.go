@@ -12,8 +12,9 @@ import (
 // (deprecated since v1.11, still accepted). It allocates only for a
 // percent-encoded query.
 func AccessToken(r *http.Request) string {
-	if a := r.Header.Get("Authorization"); len(a) > 7 && a[:7] == "Bearer " {
-		return strings.TrimSpace(a[7:])
+	// The server canonicalises header keys: index the map directly.
+	if v := r.Header["Authorization"]; len(v) > 0 && len(v[0]) > 7 && v[0][:7] == "Bearer " {
+		return strings.TrimSpace(v[0][7:])
 	}
 	if r.URL == nil {
 		return ""

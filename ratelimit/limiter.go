@@ -116,6 +116,7 @@ func New(cfg config.RateLimits, o Options) (*Limiter, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	injectedNow := o.Now
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -151,7 +152,11 @@ func New(cfg config.RateLimits, o Options) (*Limiter, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.mem = NewMemory(MemoryOptions{MaxKeys: cfg.MaxKeys, Now: o.Now})
+	mo := MemoryOptions{MaxKeys: cfg.MaxKeys, Now: o.Now}
+	if injectedNow == nil {
+		mo.Now = nil // the store's faster monotonic-only clock
+	}
+	l.mem = NewMemory(mo)
 	tracked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxedge_ratelimit_tracked_keys",
 		Help: "Buckets tracked in memory (bounded by rate_limits.max_keys).",
@@ -288,7 +293,7 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) Dec
 	}
 
 	var d Decision
-	var reqBuf [16]Request
+	var reqBuf [8]Request
 	reqs := reqBuf[:0]
 	for v := uint32(cats); v != 0; v &= v - 1 {
 		c := Category(bits.TrailingZeros32(v))
@@ -359,7 +364,7 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) Dec
 		d.Allowed = true
 		return d
 	}
-	var resBuf [16]Result
+	var resBuf [8]Result
 	var res []Result
 	if len(reqs) <= len(resBuf) {
 		res = resBuf[:len(reqs)]

@@ -19,7 +19,7 @@ const (
 type MemoryOptions struct {
 	// MaxKeys bounds the tracked buckets of all categories together. Default 1000000.
 	MaxKeys int
-	// Now is the clock. Default time.Now (monotonic).
+	// Now is the clock. Default: the monotonic clock (time.Since).
 	Now func() time.Time
 	// SweepEvery is how often a goroutine forgets full buckets. Default 10s;
 	// negative: no goroutine (call Sweep yourself).
@@ -34,12 +34,13 @@ type MemoryOptions struct {
 // (possibly throttled) buckets are never evicted. Safe for concurrent use;
 // Close stops the sweeping goroutine.
 type Memory struct {
-	seed   maphash.Seed
-	now    func() time.Time
-	base   time.Time
-	max    atomic.Int64
-	count  atomic.Int64
-	tables [maxTables]atomic.Pointer[table]
+	seed      maphash.Seed
+	now       func() time.Time // nil: fastClock
+	fastClock bool
+	base      time.Time
+	max       atomic.Int64
+	count     atomic.Int64
+	tables    [maxTables]atomic.Pointer[table]
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -71,13 +72,16 @@ func NewMemory(o MemoryOptions) *Memory {
 	if o.MaxKeys <= 0 {
 		o.MaxKeys = 1000000
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	if o.SweepEvery == 0 {
 		o.SweepEvery = sweepEvery
 	}
-	m := &Memory{seed: maphash.MakeSeed(), now: o.Now, base: o.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	m := &Memory{seed: maphash.MakeSeed(), now: o.Now, stop: make(chan struct{}), done: make(chan struct{})}
+	m.fastClock = o.Now == nil
+	if m.fastClock {
+		m.base = time.Now()
+	} else {
+		m.base = o.Now()
+	}
 	m.max.Store(int64(o.MaxKeys))
 	if o.SweepEvery > 0 {
 		go m.sweeper(o.SweepEvery)
@@ -115,7 +119,14 @@ func (m *Memory) SetMaxKeys(n int) { m.max.Store(int64(n)) }
 // Tracked returns the number of tracked buckets.
 func (m *Memory) Tracked() int64 { return m.count.Load() }
 
-func (m *Memory) nanos() int64 { return int64(m.now().Sub(m.base)) }
+// nanos returns the store's clock: nanoseconds since it was made. With the
+// default clock, time.Since reads only the monotonic clock (half of time.Now).
+func (m *Memory) nanos() int64 {
+	if m.fastClock {
+		return int64(time.Since(m.base))
+	}
+	return int64(m.now().Sub(m.base))
+}
 
 func (m *Memory) table(c Category) *table {
 	if t := m.tables[c].Load(); t != nil {

@@ -365,7 +365,7 @@ func gather(t *testing.T, reg *prometheus.Registry, name string) float64 {
 type collectorFunc func(ch chan<- prometheus.Metric)
 
 func (f collectorFunc) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(f, ch) }
-func (f collectorFunc) Collect(ch chan<- prometheus.Metric)  { f(ch) }
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
 func outcome(t *testing.T, reg *prometheus.Registry, cat, out string) prometheus.Collector {
 	return collectorFunc(func(ch chan<- prometheus.Metric) {
