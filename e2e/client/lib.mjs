@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 // Keep-alive agents, like a real client: long-polls and sends share pooled connections.
 export const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 let tlsOpts = {};
+let lookupOpts = {};
 let tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
 
 /**
@@ -21,6 +22,7 @@ export function useTLS({ ca, resolve }) {
       else cb(null, resolve, 4);
     };
   }
+  lookupOpts = tlsOpts.lookup ? { lookup: tlsOpts.lookup } : {};
   tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, ...tlsOpts });
 }
 
@@ -90,7 +92,7 @@ export function req(base, method, path, { token, body, headers = {}, localAddres
         agent: localAddress ? false : isTLS ? tlsAgent : agent,
         localAddress,
         timeout: timeoutMs,
-        ...(isTLS ? tlsOpts : {}),
+        ...(isTLS ? tlsOpts : lookupOpts),
       },
       (res) => {
         const chunks = [];

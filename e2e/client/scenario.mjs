@@ -312,6 +312,9 @@ function retrying(...args) {
   return retryingFn(() => req(...args));
 }
 
+/** retried counts the requests retryingFn repeated, by cause (reported by the edge part). */
+export const retried = { refused: 0, reset: 0 };
+
 /** retryingFn retries fn on refused/reset connections for 30 s. */
 async function retryingFn(fn) {
   const deadline = Date.now() + 30000;
@@ -320,6 +323,8 @@ async function retryingFn(fn) {
       return await fn();
     } catch (e) {
       if (!/ECONNREFUSED|ECONNRESET|socket hang up/.test(String(e)) || Date.now() > deadline) throw e;
+      if (/ECONNREFUSED/.test(String(e))) retried.refused++;
+      else retried.reset++;
       await sleep(200);
     }
   }

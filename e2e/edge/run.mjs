@@ -12,7 +12,7 @@ import path from "node:path";
 import * as sdk from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
 import { req, expect, expectStatus, sleep, enc, Steps, register, syncOnce, roomMessages } from "../client/lib.mjs";
-import { scenario } from "../client/scenario.mjs";
+import { scenario, retried } from "../client/scenario.mjs";
 
 logger.setLevel(process.env.SDK_LOG_LEVEL || "error");
 
@@ -291,12 +291,13 @@ try {
     async () => {
       sub = await scenario(main.url, { prefix: "edge-sigterm", hooks: { duringLongPoll: termHook }, retryConn: true });
       const ends = await Promise.all(terms);
+      console.log(`     edge-sigterm: client retried ${retried.refused} refused and ${retried.reset} reset requests; ends ${JSON.stringify(ends)}`);
       expect(ends.length >= 3, `only ${ends.length} SIGTERMs sent`);
       for (const e of ends) {
         expect(e.code === 0, `pid ${e.pid} (${e.where}) ended with ${JSON.stringify(e)}, want exit 0`);
       }
       expect(sub.failed.length === 0, `scenario steps failed: ${sub.failed.join("; ")}`);
-      return `${ends.length} drains (${ends.map((e) => `${e.where} ${e.ms} ms`).join(", ")})`;
+      return `${ends.length} drains (${ends.map((e) => `${e.where} ${e.ms} ms`).join(", ")}); client retried ${retried.refused} refused and ${retried.reset} reset requests`;
     },
     ["mxedge starts"],
   );

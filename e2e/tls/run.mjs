@@ -24,7 +24,7 @@ const u = new URL(base);
 
 const steps = new Steps(prefix);
 
-await steps.run("certificate verifies against the test CA only, for the name", async () => {
+await steps.run("certificate for the name verifies against the issuing CA only, not the system roots", async () => {
   const info = await new Promise((resolve, reject) => {
     const s = tls.connect({ host: "127.0.0.1", port: Number(u.port), servername: u.hostname, ca, ALPNProtocols: ["h2", "http/1.1"] }, () => {
       const c = s.getPeerCertificate();
