@@ -54,6 +54,10 @@ const (
 	pathSemicolon             // ';' or %3B: starts ";params" (Tomcat, Jetty)
 	pathCut                   // %3F or %23: a re-parser cuts the path there
 	pathFeatures              // number of subsets: 1 << 3
+
+	// pathEncodedSlash (%2F) is no view selector, but without it and the
+	// features above every loose view equals view B.
+	pathEncodedSlash = pathFeatures
 )
 
 // CheckPath classifies raw, a request path exactly as received (the
@@ -135,6 +139,9 @@ func pathViewsAgree(raw string, extra []string, g Gate, nonASCII bool, features 
 	if low < depth || pathGate(v, extra, false) != g || pathGate(v, extra, true) != g {
 		return false
 	}
+	if features == 0 {
+		return true
+	}
 	for mask := 0; mask < pathFeatures; mask++ {
 		if mask&^features != 0 {
 			continue // the path lacks a feature this view treats specially
@@ -166,6 +173,9 @@ func pathScan(raw string) (plain, nonASCII bool, features int, ok bool) {
 	plain = true
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
+		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
+			continue // the common case, nothing to note
+		}
 		switch {
 		case c < 0x20 || c == 0x7f:
 			return false, false, 0, false // NUL and other control bytes
@@ -188,6 +198,8 @@ func pathScan(raw string) (plain, nonASCII bool, features int, ok bool) {
 				features |= pathSemicolon
 			case v == '?' || v == '#':
 				features |= pathCut
+			case v == '/':
+				features |= pathEncodedSlash
 			}
 			plain = false
 			i += 2
