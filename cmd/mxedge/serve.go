@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mxedge/mxedge/certs"
+	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/metrics"
+	"github.com/mxedge/mxedge/proxy"
+	"github.com/mxedge/mxedge/ratelimit"
+)
+
+// commit is set at build time (-ldflags -X main.commit=…).
+var commit = ""
+
+// serve runs mxedge until ctx is done or SIGTERM/SIGINT arrives, then drains
+// in-flight requests for timeouts.shutdown. SIGHUP calls load again and applies
+// a valid configuration to new requests; an invalid one is logged and the old
+// one keeps serving.
+func serve(ctx context.Context, load func() (*config.Config, error), stdout, stderr io.Writer) error {
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	level := new(slog.LevelVar)
+	level.Set(parseLevel(cfg.Log.Level))
+	log := newLogger(cfg.Log.Format, level, stderr)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics.BuildInfo(reg, version, commit)
+	m := metrics.New(reg, proxy.ClassNames[:])
+
+	limiter, err := ratelimit.New(cfg.RateLimits, ratelimit.Options{Logger: log.With("component", "ratelimit"), Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("rate limits: %w", err)
+	}
+	defer limiter.Close()
+
+	certMgr, err := certs.New(cfg, certs.Options{Logger: log.With("component", "certs"), Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+
+	ready := proxy.NewReadiness(cfg.UpstreamURL(), cfg.UpstreamSocket())
+	ready.OnChange = m.SetReady
+	if certMgr != nil {
+		ready.Certificates = func() []proxy.CertInfo {
+			var out []proxy.CertInfo
+			for _, s := range certMgr.Status() {
+				out = append(out, proxy.CertInfo{Name: s.Name, NotAfter: s.NotAfter})
+			}
+			return out
+		}
+	}
+
+	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Observer: m, Limiter: limiter, Readiness: ready})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	// Bind every listener before serving any, so that a taken port fails the
+	// start instead of leaving a half-running edge.
+	var servers []*http.Server
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	add := func(name, addr string, h http.Handler, tlsConf *tls.Config) error {
+		if addr == "" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen.%s: %w", name, err)
+		}
+		hs := newHTTPServer(cfg, h, log, name)
+		hs.TLSConfig = tlsConf
+		lns = append(lns, ln)
+		servers = append(servers, hs)
+		log.Info("listening", "listener", name, "addr", ln.Addr().String())
+		return nil
+	}
+	if certMgr == nil {
+		err = add("http", cfg.Listen.HTTP, srv.Handler(proxy.ListenerClient, false), nil)
+	} else {
+		err = errors.Join(
+			add("https", cfg.Listen.HTTPS, srv.Handler(proxy.ListenerClient, true), certMgr.TLSConfig()),
+			add("federation", cfg.Listen.Federation, srv.Handler(proxy.ListenerFederation, true), certMgr.TLSConfig()),
+			add("http", cfg.Listen.HTTP, certMgr.HTTPChallenge(redirectHandler(cfg.Listen.HTTPS)), nil),
+		)
+	}
+	if err == nil {
+		ops := metrics.OpsHandler(reg, ready.Healthz(), ready.Readyz())
+		err = add("ops", cfg.Listen.Ops, ops, nil)
+	}
+	if err != nil {
+		return err
+	}
+
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	go ready.Run(runCtx)
+	if certMgr != nil {
+		if err := certMgr.Start(runCtx); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		defer certMgr.Stop()
+	}
+
+	errc := make(chan error, len(servers))
+	for i, hs := range servers {
+		ln := lns[i]
+		go func() {
+			var err error
+			if hs.TLSConfig != nil {
+				err = hs.ServeTLS(ln, "", "") // certificates come from TLSConfig
+			} else {
+				err = hs.Serve(ln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	lns = nil // owned by the servers now
+	m.Reloaded(true, time.Now())
+	log.Info("mxedge started", "version", version, "server_name", cfg.ServerName, "upstream", redactURL(cfg.Upstream))
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	var serveErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-errc:
+			serveErr = err
+			log.Error("listener failed", "error", err)
+			break loop
+		case sig := <-sigs:
+			if sig != syscall.SIGHUP {
+				log.Info("signal received, draining", "signal", sig.String(), "timeout", cfg.Timeouts.Shutdown.D().String())
+				break loop
+			}
+			next, err := load()
+			if err == nil {
+				err = errors.Join(srv.Reload(next), limiter.Reload(next.RateLimits))
+				if err == nil && certMgr != nil {
+					err = certMgr.Reload(next)
+				}
+			}
+			if err != nil {
+				m.Reloaded(false, time.Now())
+				logConfigError(log, "reload failed, keeping the running configuration", err)
+				continue
+			}
+			if listenersChanged(cfg, next) {
+				log.Warn("listen addresses changed: they apply after a restart")
+			}
+			ready.SetUpstream(next.UpstreamURL(), next.UpstreamSocket())
+			level.Set(parseLevel(next.Log.Level))
+			cfg = next
+			m.Reloaded(true, time.Now())
+			log.Info("configuration reloaded")
+		}
+	}
+
+	// Drain: stop accepting, let requests in flight (long-polls included)
+	// finish within timeouts.shutdown, then close what is left.
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Shutdown.D())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, hs := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.Shutdown(drainCtx); err != nil {
+				log.Warn("drain timed out, closing connections", "error", err)
+				hs.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	log.Info("mxedge stopped")
+	return serveErr
+}
+
+// newHTTPServer sets every server limit deliberately: Go's defaults are unsafe
+// at the edge. ReadTimeout and WriteTimeout stay 0: long-polls and large
+// bodies are bounded by the per-read and per-write idle deadlines instead.
+func newHTTPServer(cfg *config.Config, h http.Handler, log *slog.Logger, name string) *http.Server {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
+		IdleTimeout:       cfg.Timeouts.Idle.D(),
+		// Head sizes up to the configured limit are answered by the proxy with
+		// 431 JSON; Go's own plain-text 431 applies only beyond twice that.
+		MaxHeaderBytes: 2 * int(cfg.Limits.MaxHeaderBytes),
+		ErrorLog:       newServerErrorLog(log, name),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 250,
+			MaxReadFrameSize:     1 << 20,
+		},
+	}
+	return hs
+}
+
+// redirectHandler answers every plain-HTTP request with a 308 to https on the
+// same host (and the https listener's port when it is not 443).
+func redirectHandler(httpsAddr string) http.Handler {
+	_, port, _ := net.SplitHostPort(httpsAddr)
+	suffix := ""
+	if port != "" && port != "443" {
+		suffix = ":" + port
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if host == "" || strings.ContainsAny(host, "/\\@ ") {
+			http.Error(w, "bad host", http.StatusBadRequest)
+			return
+		}
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		w.Header().Set("Location", "https://"+host+suffix+r.RequestURI)
+		w.WriteHeader(http.StatusPermanentRedirect)
+	})
+}
+
+func listenersChanged(a, b *config.Config) bool {
+	return a.Listen != b.Listen || a.TLS.Mode != b.TLS.Mode
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+func newLogger(format string, level slog.Leveler, w io.Writer) *slog.Logger {
+	o := &slog.HandlerOptions{Level: level}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, o))
+	}
+	return slog.New(slog.NewJSONHandler(w, o))
+}
+
+// logConfigError logs every problem of a configuration error on its own line.
+func logConfigError(log *slog.Logger, msg string, err error) {
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		for _, p := range ce.Problems {
+			log.Error(msg, "problem", p.String())
+		}
+		return
+	}
+	log.Error(msg, "error", err)
+}
+
+// redactURL drops credentials from a URL for logs.
+func redactURL(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		if j := strings.LastIndexByte(s[i+3:], '@'); j >= 0 {
+			return s[:i+3] + "REDACTED@" + s[i+3+j+1:]
+		}
+	}
+	return s
+}

@@ -1,0 +1,174 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Readiness probes the homeserver's /health and answers /healthz and /readyz
+// on the ops listener. /readyz is 200 while the upstream answered within the
+// last MaxAge, else 503 with the reason; its JSON detail also lists the
+// certificates and their days left. Safe for concurrent use.
+type Readiness struct {
+	// Interval between probes. Default 5s.
+	Interval time.Duration
+	// MaxAge of the last good probe for /readyz to answer 200. Default 3 × Interval.
+	MaxAge time.Duration
+	// Certificates, when set, lists the served certificates for the detail.
+	Certificates func() []CertInfo
+	// OnChange, when set, is told each change of readiness (for metrics).
+	OnChange func(ready bool)
+
+	mu      sync.Mutex
+	url     string
+	client  *http.Client
+	lastOK  time.Time
+	lastErr string
+	ready   bool
+	now     func() time.Time
+}
+
+// CertInfo is one served certificate, as /readyz shows it.
+type CertInfo struct {
+	Name     string    `json:"name"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// certWarnDays is how close to expiry a certificate is flagged in /readyz.
+const certWarnDays = 14
+
+// NewReadiness probes upstream (an http(s) URL or, with socket set, a unix socket).
+func NewReadiness(upstream *url.URL, socket string) *Readiness {
+	r := &Readiness{Interval: 5 * time.Second, now: time.Now}
+	r.SetUpstream(upstream, socket)
+	return r
+}
+
+// SetUpstream changes the probed homeserver (on reload).
+func (r *Readiness) SetUpstream(upstream *url.URL, socket string) {
+	u := *upstream
+	u.Path, u.RawPath, u.RawQuery = "/health", "", ""
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.url = u.String()
+	r.client = &http.Client{Transport: newTransport(socket, 0), Timeout: 2 * time.Second}
+}
+
+// Run probes until ctx is done. It is the owner of the probing goroutine:
+// call it with go and cancel ctx to stop it.
+func (r *Readiness) Run(ctx context.Context) {
+	t := time.NewTicker(r.Interval)
+	defer t.Stop()
+	for {
+		r.Probe(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Probe asks the upstream once and records the answer.
+func (r *Readiness) Probe(ctx context.Context) {
+	r.mu.Lock()
+	url, client := r.url, r.client
+	r.mu.Unlock()
+	errText := ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err == nil {
+		var res *http.Response
+		res, err = client.Do(req)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				errText = "upstream /health answered " + res.Status
+			}
+		}
+	}
+	if err != nil {
+		errText = "upstream unreachable: " + redactError(err)
+	}
+	r.mu.Lock()
+	if errText == "" {
+		r.lastOK = r.now()
+	}
+	r.lastErr = errText
+	ready := r.isReady()
+	changed := ready != r.ready
+	r.ready = ready
+	r.mu.Unlock()
+	if changed && r.OnChange != nil {
+		r.OnChange(ready)
+	}
+}
+
+func (r *Readiness) isReady() bool {
+	maxAge := r.MaxAge
+	if maxAge == 0 {
+		maxAge = 3 * r.Interval
+	}
+	return !r.lastOK.IsZero() && r.now().Sub(r.lastOK) <= maxAge
+}
+
+type readyDetail struct {
+	Ready        bool         `json:"ready"`
+	Reason       string       `json:"reason,omitempty"`
+	UpstreamOK   *time.Time   `json:"upstream_last_ok,omitempty"`
+	Certificates []certDetail `json:"certificates,omitempty"`
+}
+
+type certDetail struct {
+	CertInfo
+	DaysLeft int    `json:"days_left"`
+	Warning  string `json:"warning,omitempty"`
+}
+
+// Healthz answers 200 while the process serves.
+func (r *Readiness) Healthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"ok"}`))
+	})
+}
+
+// Readyz answers 200 while the upstream is healthy, else 503, with detail.
+func (r *Readiness) Readyz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		r.mu.Lock()
+		d := readyDetail{Ready: r.isReady(), Reason: r.lastErr}
+		if !r.lastOK.IsZero() {
+			t := r.lastOK
+			d.UpstreamOK = &t
+		}
+		if d.Ready {
+			d.Reason = ""
+		} else if d.Reason == "" {
+			d.Reason = "upstream not probed yet"
+		}
+		now := r.now()
+		r.mu.Unlock()
+		if r.Certificates != nil {
+			for _, c := range r.Certificates() {
+				cd := certDetail{CertInfo: c, DaysLeft: int(c.NotAfter.Sub(now).Hours() / 24)}
+				switch {
+				case !c.NotAfter.After(now):
+					cd.Warning = "expired"
+				case cd.DaysLeft < certWarnDays:
+					cd.Warning = "expires soon"
+				}
+				d.Certificates = append(d.Certificates, cd)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		if !d.Ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(d)
+	})
+}

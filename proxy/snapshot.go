@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/cors"
+	"github.com/mxedge/mxedge/ratelimit"
+	"github.com/mxedge/mxedge/wellknown"
+)
+
+// snapshot is everything the request path needs from one configuration,
+// prepared once at load: parsed addresses, serialised documents, the
+// forwarder. A reload builds a new snapshot and swaps it in atomically; requests
+// in flight finish with the one they started with.
+type snapshot struct {
+	cfg            *config.Config
+	extraPrefixes  []string
+	trustedProxies []netip.Prefix
+	adminAllow     []netip.Prefix
+	maxHeaderBytes int64
+	maxBody        int64
+	maxJSONBody    int64
+	readBodyIdle   time.Duration
+	writeIdle      time.Duration
+	accessLog      bool
+	noRateLimit    bool
+	hsts           []string
+	cors           *cors.Policy
+	wellKnown      *wellknown.Handler
+	fwd            *forwarder
+}
+
+// Options are the parts of a Server that outlive a configuration.
+type Options struct {
+	// Logger receives access lines and errors. Required.
+	Logger *slog.Logger
+	// Observer receives per-request metrics. Nil: none.
+	Observer Observer
+	// Limiter decides rate limits. Nil: no rate limiting.
+	Limiter *ratelimit.Limiter
+	// Readiness is probed by /readyz. Nil: none.
+	Readiness *Readiness
+}
+
+// New builds the request path for cfg.
+func New(cfg *config.Config, o Options) (*Server, error) {
+	s := &Server{log: o.Logger, obs: o.Observer, limiter: o.Limiter, ready: o.Readiness}
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	snap, err := s.compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.snap.Store(snap)
+	return s, nil
+}
+
+// Reload applies cfg to new requests. Open connections and requests in flight
+// are untouched. On error the old configuration keeps serving.
+func (s *Server) Reload(cfg *config.Config) error {
+	snap, err := s.compile(cfg)
+	if err != nil {
+		return err
+	}
+	old := s.snap.Swap(snap)
+	if old != nil && old.fwd != snap.fwd {
+		// Idle upstream connections of the old pool are closed; busy ones
+		// finish their request first.
+		old.fwd.close()
+	}
+	return nil
+}
+
+// Close releases idle upstream connections.
+func (s *Server) Close() {
+	if snap := s.snap.Load(); snap != nil {
+		snap.fwd.close()
+	}
+}
+
+func (s *Server) compile(cfg *config.Config) (*snapshot, error) {
+	snap := &snapshot{
+		cfg:            cfg,
+		extraPrefixes:  cfg.Forward.ExtraPrefixes,
+		trustedProxies: cfg.TrustedProxyPrefixes(),
+		adminAllow:     cfg.AdminAllowPrefixes(),
+		maxHeaderBytes: int64(cfg.Limits.MaxHeaderBytes),
+		maxBody:        int64(cfg.Limits.MaxBodySize),
+		maxJSONBody:    int64(cfg.Limits.MaxJSONBodySize),
+		readBodyIdle:   cfg.Timeouts.ReadBodyIdle.D(),
+		writeIdle:      cfg.Timeouts.WriteIdle.D(),
+		accessLog:      cfg.Log.Access,
+		noRateLimit:    !cfg.RateLimits.Enabled,
+	}
+	if cfg.TLS.HSTS > 0 {
+		snap.hsts = []string{"max-age=" + strconv.Itoa(cfg.TLS.HSTS)}
+	}
+	var err error
+	if snap.cors, err = cors.New(cfg.CORS.AllowOrigins); err != nil {
+		return nil, fmt.Errorf("cors: %w", err)
+	}
+	if snap.wellKnown, err = wellknown.New(cfg, wellknown.Options{Error: writeErrorFor}); err != nil {
+		return nil, fmt.Errorf("well_known: %w", err)
+	}
+	// Keep the upstream pool across reloads unless the upstream changed.
+	if old := s.snap.Load(); old != nil && old.cfg.Upstream == cfg.Upstream &&
+		old.cfg.Timeouts.UpstreamResponseHeader == cfg.Timeouts.UpstreamResponseHeader {
+		snap.fwd = old.fwd
+	} else {
+		snap.fwd = newForwarder(cfg.UpstreamURL(), cfg.UpstreamSocket(), cfg.Timeouts.UpstreamResponseHeader.D(), s,
+			slog.NewLogLogger(s.log.Handler(), slog.LevelDebug))
+	}
+	return snap, nil
+}
+
+// writeErrorFor adapts writeError to the signature other packages receive.
+func writeErrorFor(w http.ResponseWriter, _ *http.Request, status int, errcode, msg string) {
+	writeError(w, status, errcode, msg)
+}
