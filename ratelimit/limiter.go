@@ -257,16 +257,18 @@ func (l *Limiter) compile(cfg config.RateLimits) (*state, error) {
 // reads up to PeekLimit bytes of the body and replaces r.Body with a reader
 // yielding exactly the same bytes. It does not allocate in memory mode (body
 // reads aside). Safe for concurrent use.
-func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) Decision {
+func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) (d Decision) {
 	st := l.st.Load()
 	if cats == 0 && len(st.rules) == 0 {
-		return Decision{Allowed: true}
+		d.Allowed = true
+		return d
 	}
 	client = client.Unmap()
 	for _, p := range st.exempt {
 		if p.Contains(client) {
 			st.countSet(cats, outExempt)
-			return Decision{Allowed: true}
+			d.Allowed = true
+			return d
 		}
 	}
 	token := AccessToken(r)
@@ -275,7 +277,8 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) Dec
 		if as, ok := st.as[token]; ok {
 			if !as.rateLimited {
 				st.countSet(cats, outExempt)
-				return Decision{Allowed: true}
+				d.Allowed = true
+				return d
 			}
 			// Appservices are limited per puppeted user, as Synapse does.
 			u := QueryParam(r.URL.RawQuery, "user_id")
@@ -287,42 +290,45 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) Dec
 			subject = Key{Kind: KeyToken, S: token}
 		}
 	}
-	ip := Key{Kind: KeyIP, Addr: AddrKey(client, st.ipv6)}
+	var ip Key
+	if token == "" || cats&ipCategories != 0 || len(st.rules) > 0 {
+		ip = Key{Kind: KeyIP, Addr: AddrKey(client, st.ipv6)}
+	}
 	if subject.Kind == 0 {
 		subject = ip
 	}
 
-	var d Decision
-	var reqBuf [8]Request
+	var reqBuf [6]Request
 	reqs := reqBuf[:0]
 	for v := uint32(cats); v != 0; v &= v - 1 {
 		c := Category(bits.TrailingZeros32(v))
 		if c >= numBuiltin {
 			continue
 		}
-		rq := Request{Cat: c, Name: categoryNames[c], Limit: st.limits[c], N: 1}
+		key, n := &subject, 1
+		var k Key
 		switch c {
 		case Registration:
 			// Synapse counts successful registrations only (Done), and refuses
 			// once the bucket is empty.
-			rq.Key, rq.N = ip, 0
+			key, n = &ip, 0
 			d.flags |= flagReg
 			d.regAddr = ip.Addr
 		case RegistrationTokenValidity, LoginAddress, ThreePIDValidation:
-			rq.Key = ip
+			key = &ip
 		case LoginAccount, LoginFailedAttempts:
 			if d.acct == "" {
 				d.acct = loginAccount(r)
 				if d.acct == "" {
-					d.acct = "\x00none"
+					d.acct = noAccount
 				}
 			}
-			if d.acct == "\x00none" {
+			if d.acct == noAccount {
 				continue
 			}
-			rq.Key = Key{Kind: KeyAccount, S: d.acct}
+			k, key = Key{Kind: KeyAccount, S: d.acct}, &k
 			if c == LoginFailedAttempts {
-				rq.N = 0
+				n = 0
 				d.flags |= flagFailed
 			}
 		case InvitesPerUser:
@@ -330,24 +336,26 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) Dec
 			if u == "" {
 				continue
 			}
-			rq.Key = Key{Kind: KeyUser, S: u}
+			k, key = Key{Kind: KeyUser, S: u}, &k
 		case InvitesPerRoom, JoinsPerRoom:
 			room := roomFromPath(r.URL.Path)
 			if room == "" || c == JoinsPerRoom && room[0] != '!' {
 				continue
 			}
-			rq.Key = Key{Kind: KeyRoom, S: room}
-		default:
-			rq.Key = subject
+			k, key = Key{Kind: KeyRoom, S: room}, &k
 		}
-		reqs = append(reqs, rq)
+		reqs = grow(reqs)
+		rq := &reqs[len(reqs)-1]
+		rq.Cat, rq.Key, rq.Limit, rq.N = c, *key, st.limits[c], n
 	}
 	for i := range st.rules {
 		ru := &st.rules[i]
 		if !ru.match(r.Method, r.URL.Path) {
 			continue
 		}
-		rq := Request{Cat: Category(NumBuiltin + i), Name: ru.name, Limit: ru.limit, N: 1, Key: ip}
+		reqs = grow(reqs)
+		rq := &reqs[len(reqs)-1]
+		rq.Cat, rq.Key, rq.Limit, rq.N = Category(NumBuiltin+i), ip, ru.limit, 1
 		switch {
 		case token == "":
 		case ru.key == config.RuleKeyToken:
@@ -355,7 +363,6 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) Dec
 		case ru.key == config.RuleKeyIPToken:
 			rq.Key = Key{Kind: KeyIPToken, Addr: ip.Addr, S: token}
 		}
-		reqs = append(reqs, rq)
 	}
 	if d.flags&flagFailed == 0 {
 		d.acct = ""
@@ -364,7 +371,7 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) Dec
 		d.Allowed = true
 		return d
 	}
-	var resBuf [8]Result
+	var resBuf [6]Result
 	var res []Result
 	if len(reqs) <= len(resBuf) {
 		res = resBuf[:len(reqs)]
@@ -372,7 +379,24 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) Dec
 		res = make([]Result, len(reqs))
 	}
 	out := l.decide(r.Context(), reqs, res)
-	return st.finish(d, reqs, res, out)
+	st.finish(&d, reqs, res, out)
+	return d
+}
+
+// ipCategories are the built-in categories keyed by client address.
+const ipCategories = 1<<Registration | 1<<RegistrationTokenValidity | 1<<LoginAddress | 1<<ThreePIDValidation
+
+// noAccount marks a login body that names no account (m.login.token).
+const noAccount = "\x00none"
+
+// grow extends reqs by one zeroed element, in place while it has room.
+func grow(reqs []Request) []Request {
+	if len(reqs) < cap(reqs) {
+		reqs = reqs[:len(reqs)+1]
+		reqs[len(reqs)-1] = Request{}
+		return reqs
+	}
+	return append(reqs, Request{})
 }
 
 func loginAccount(r *http.Request) string {
@@ -412,6 +436,10 @@ func (l *Limiter) decideRemote(ctx context.Context, reqs []Request, res []Result
 	// The interface call would make reqs escape: give it copies so that the
 	// memory path stays allocation-free.
 	rq := slices.Clone(reqs)
+	st := l.st.Load()
+	for i := range rq {
+		rq[i].Name = st.name(rq[i].Cat)
+	}
 	rs := make([]Result, len(res))
 	err := l.remote.Allow(ctx, rq, rs)
 	if err == nil {
@@ -448,19 +476,20 @@ func (l *Limiter) onError(reqs []Request, res []Result) int {
 }
 
 // finish turns store results into the Decision and counts it.
-func (st *state) finish(d Decision, reqs []Request, res []Result, out int) Decision {
+func (st *state) finish(d *Decision, reqs []Request, res []Result, out int) {
 	switch out {
 	case outFailOpen:
 		for i := range reqs {
 			st.count(reqs[i].Cat, outFailOpen)
 		}
 		d.Allowed = true
-		return d
+		return
 	case outUnavailable:
 		for i := range reqs {
 			st.count(reqs[i].Cat, outUnavailable)
 		}
-		return Decision{Status: http.StatusServiceUnavailable, RetryAfter: probeEvery, Category: reqs[0].Cat}
+		*d = Decision{Status: http.StatusServiceUnavailable, RetryAfter: probeEvery, Category: reqs[0].Cat}
+		return
 	}
 	worst := -1
 	for i := range res {
@@ -473,18 +502,28 @@ func (st *state) finish(d Decision, reqs []Request, res []Result, out int) Decis
 			st.count(reqs[i].Cat, outAllowed)
 		}
 		d.Allowed = true
-		return d
+		return
 	}
 	for i := range res {
 		if !res[i].Allowed {
 			st.count(reqs[i].Cat, outLimited)
 		}
 	}
-	out2 := Decision{Status: http.StatusTooManyRequests, RetryAfter: res[worst].RetryAfter, Category: reqs[worst].Cat}
-	if int(out2.Category) >= NumBuiltin {
-		out2.Rule = st.rules[int(out2.Category)-NumBuiltin].name[len("rule:"):]
+	*d = Decision{Status: http.StatusTooManyRequests, RetryAfter: res[worst].RetryAfter, Category: reqs[worst].Cat}
+	if int(d.Category) >= NumBuiltin {
+		d.Rule = st.rules[int(d.Category)-NumBuiltin].name[len("rule:"):]
 	}
-	return out2
+}
+
+// name returns the label of category c: its rc_* name or "rule:<name>".
+func (st *state) name(c Category) string {
+	if c < numBuiltin {
+		return categoryNames[c]
+	}
+	if i := int(c) - NumBuiltin; i < len(st.rules) {
+		return st.rules[i].name
+	}
+	return "rule"
 }
 
 func (st *state) count(c Category, out int) {

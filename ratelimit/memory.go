@@ -35,6 +35,8 @@ type MemoryOptions struct {
 // Close stops the sweeping goroutine.
 type Memory struct {
 	seed      maphash.Seed
+	seed2     maphash.Seed
+	kindSalt  [8]uint64
 	now       func() time.Time // nil: fastClock
 	fastClock bool
 	base      time.Time
@@ -76,6 +78,10 @@ func NewMemory(o MemoryOptions) *Memory {
 		o.SweepEvery = sweepEvery
 	}
 	m := &Memory{seed: maphash.MakeSeed(), now: o.Now, stop: make(chan struct{}), done: make(chan struct{})}
+	m.seed2 = maphash.MakeSeed()
+	for i := range m.kindSalt {
+		m.kindSalt[i] = maphash.Comparable(m.seed2, i)
+	}
 	m.fastClock = o.Now == nil
 	if m.fastClock {
 		m.base = time.Now()
@@ -154,15 +160,17 @@ func (m *Memory) Reset(c Category) {
 	m.count.Add(-int64(n))
 }
 
+// hash is a keyed 64-bit hash of k: the seeds are random per process, so a
+// client cannot choose an address or token that collides with a victim's.
 func (m *Memory) hash(k *Key) uint64 {
-	var h maphash.Hash
-	h.SetSeed(m.seed)
-	var b [17]byte
-	b[0] = byte(k.Kind)
-	copy(b[1:], k.Addr[:])
-	h.Write(b[:])
-	h.WriteString(k.S)
-	return h.Sum64()
+	h := m.kindSalt[k.Kind&7]
+	if k.Addr != ([16]byte{}) {
+		h ^= maphash.Bytes(m.seed, k.Addr[:])
+	}
+	if k.S != "" {
+		h ^= maphash.String(m.seed2, k.S)
+	}
+	return h
 }
 
 // Allow implements Store. It never fails and does not allocate.

@@ -67,7 +67,7 @@ func (l Limit) Tolerance() time.Duration { return time.Duration(l.tol) }
 // Request asks one bucket for N tokens (N = 0: only check that one would pass).
 type Request struct {
 	Cat   Category
-	Name  string // category label: "rc_message", "rule:<name>"; stores key buckets by it
+	Name  string // category label ("rc_message", "rule:<name>"): shared stores key buckets by it; the Memory store ignores it
 	Key   Key
 	Limit Limit
 	N     int
