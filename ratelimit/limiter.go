@@ -34,8 +34,9 @@ type Options struct {
 	Store Store
 }
 
-// Decision is the answer to one request. The zero value refuses nothing and
-// means nothing; Check always returns a filled Decision.
+// Decision is the answer to one request, returned by Check (the zero value
+// is a refusal without a status: never build one by hand). The proxy keeps it
+// until the upstream answered and passes it to Done.
 type Decision struct {
 	// Allowed tells whether the request may go on.
 	Allowed bool

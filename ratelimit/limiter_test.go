@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -704,4 +705,54 @@ func TestCloseStopsSweeper(t *testing.T) {
 		t.Fatal("sweeper still running after Close")
 	}
 	m.Close() // idempotent
+}
+
+// TestConcurrentFloodReloadSweep runs decisions, reloads and sweeps at once
+// (for -race) and checks the key bound holds under concurrency.
+func TestConcurrentFloodReloadSweep(t *testing.T) {
+	cfg := defaults()
+	cfg.MaxKeys = 500
+	l, _ := newLimiter(t, cfg, nil)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3000 {
+				a := netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)})
+				tok := "t" + strconv.Itoa(g*100000+i)
+				l.Check(newReq("PUT", "/_matrix/client/v3/rooms/!r:x/send/m/1", tok, ""), a, Of(Message, LoginAddress))
+				if n := l.Tracked(); n > int64(cfg.MaxKeys) {
+					t.Errorf("tracked: got %d, want <= %d", n, cfg.MaxKeys)
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 50 {
+			c := cfg
+			c.RCMessage.BurstCount = float64(10 + i%2)
+			if err := l.Reload(c); err != nil {
+				t.Error(err)
+			}
+			l.mem.Sweep()
+		}
+	}()
+	wg.Wait()
+	var n int64
+	for c := range l.mem.tables {
+		if tb := l.mem.tables[c].Load(); tb != nil {
+			for i := range tb.shards {
+				tb.shards[i].mu.Lock()
+				n += int64(len(tb.shards[i].m))
+				tb.shards[i].mu.Unlock()
+			}
+		}
+	}
+	if got := l.Tracked(); got != n {
+		t.Fatalf("tracked counter %d, want the %d buckets actually held", got, n)
+	}
 }

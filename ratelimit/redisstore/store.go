@@ -156,3 +156,24 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connection pool.
 func (s *Store) Close() error { return s.c.Close() }
+
+// Open builds the Limiter for cfg: with rate_limits.store redis it creates
+// the shared Store and passes it in o.Store (the Limiter closes it), with
+// memory it is ratelimit.New. It is what the command calls.
+func Open(cfg config.RateLimits, o ratelimit.Options) (*ratelimit.Limiter, error) {
+	if cfg.Store == config.RateLimitStoreRedis {
+		st, err := New(cfg.Redis)
+		if err != nil {
+			return nil, err
+		}
+		o.Store = st
+		l, err := ratelimit.New(cfg, o)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		return l, nil
+	}
+	o.Store = nil
+	return ratelimit.New(cfg, o)
+}

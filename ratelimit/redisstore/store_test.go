@@ -413,3 +413,23 @@ func BenchmarkRedisCheck(b *testing.B) {
 		b.Fatal("fell back during the benchmark")
 	}
 }
+
+func TestOpen(t *testing.T) {
+	rl := config.Defaults().RateLimits
+	l, err := Open(rl, ratelimit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	rl.Store = config.RateLimitStoreRedis
+	rl.Redis.URL = "redis://127.0.0.1:17499/0"
+	l, err = Open(rl, ratelimit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	rl.Redis.URL = "http://x"
+	if _, err := Open(rl, ratelimit.Options{}); err == nil {
+		t.Fatal("Open with a bad URL: got nil error")
+	}
+}
