@@ -18,7 +18,7 @@ vet:
 	$(GO) vet ./...
 
 # unit + integration tests (real redis-server, pebble, promtool... required), then end-to-end.
-test: vet unit e2e
+test: vet unit e2e bench-smoke
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -30,7 +30,7 @@ bench:
 	$(MAKE) -C bench all
 
 bench-smoke:
-	$(MAKE) -C bench smoke
+	$(MAKE) -C bench smoke MXEDGE=require
 
 clean:
 	rm -rf bin
