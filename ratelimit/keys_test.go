@@ -288,3 +288,57 @@ func TestRoutesTestdata(t *testing.T) {
 		}
 	}
 }
+
+func FuzzAddrKey(f *testing.F) {
+	f.Add([]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, uint8(64), uint64(7))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1}, uint8(64), uint64(1))
+	f.Fuzz(func(t *testing.T, b []byte, bits uint8, low uint64) {
+		if len(b) != 16 {
+			return
+		}
+		a := netip.AddrFrom16([16]byte(b))
+		ipv6Bits := 16 + int(bits)%113 // 16..128, as validation allows
+		k := AddrKey(a, ipv6Bits)
+		if k2 := AddrKey(a.Unmap(), ipv6Bits); k2 != k {
+			t.Fatalf("%s and its unmapped form differ", a)
+		}
+		if a.Is4In6() {
+			if k != a.As16() {
+				t.Fatalf("IPv4 %s is not kept whole", a)
+			}
+			return
+		}
+		if ipv6Bits <= 64 {
+			// Changing the interface identifier never changes the bucket.
+			c := [16]byte(b)
+			for i := range 8 {
+				c[8+i] ^= byte(low >> (8 * i))
+			}
+			if m := netip.AddrFrom16(c); !m.Is4In6() && AddrKey(m, ipv6Bits) != k {
+				t.Fatalf("%s and %s share a /%d but not a key", a, netip.AddrFrom16(c), ipv6Bits)
+			}
+		}
+	})
+}
+
+func FuzzAccessToken(f *testing.F) {
+	f.Add("Bearer syt_abc", "access_token=syt_abc")
+	f.Add("", "a=1&access%5Ftoken=x+y")
+	f.Fuzz(func(t *testing.T, auth, query string) {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.URL.RawQuery = query
+		if auth != "" {
+			r.Header["Authorization"] = []string{auth}
+		}
+		tok := AccessToken(r)
+		if strings.HasPrefix(auth, "Bearer ") && len(auth) > 7 {
+			if tok != strings.TrimSpace(auth[7:]) {
+				t.Fatalf("header token: got %q", tok)
+			}
+			return
+		}
+		if tok != QueryParam(query, "access_token") {
+			t.Fatalf("query token: got %q, want %q", tok, QueryParam(query, "access_token"))
+		}
+	})
+}
