@@ -17,8 +17,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/ratelimit"
 )
 
 // recorded is what reached the fake homeserver.
@@ -119,7 +121,7 @@ type edge struct {
 func loadConfig(t *testing.T, upstream, yaml string) *config.Config {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mxedge.yaml")
-	doc := fmt.Sprintf("server_name: example.org\nupstream: %s\nrate_limits: {enabled: false}\n%s", upstream, yaml)
+	doc := fmt.Sprintf("server_name: example.org\nupstream: %s\n%s", upstream, yaml)
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -133,11 +135,26 @@ func loadConfig(t *testing.T, upstream, yaml string) *config.Config {
 // newEdge starts mxedge's request path in front of a recording homeserver.
 func newEdge(t *testing.T, yaml string, h http.HandlerFunc) *edge {
 	t.Helper()
+	return newEdgeWith(t, "rate_limits: {enabled: false}\n"+yaml, h, nil)
+}
+
+// newEdgeWith is newEdge with rate limits as yaml says, on the clock now
+// (nil: no limiter).
+func newEdgeWith(t *testing.T, yaml string, h http.HandlerFunc, now func() time.Time) *edge {
+	t.Helper()
 	hs := newHomeserver(t, h)
 	cfg := loadConfig(t, hs.URL, yaml)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(cfg, Options{Logger: log})
+	var limiter *ratelimit.Limiter
+	if now != nil {
+		var err error
+		if limiter, err = ratelimit.New(cfg.RateLimits, ratelimit.Options{Logger: log, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { limiter.Close() })
+	}
+	srv, err := New(cfg, Options{Logger: log, Limiter: limiter})
 	if err != nil {
 		t.Fatal(err)
 	}

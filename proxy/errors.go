@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/mxedge/mxedge/ratelimit"
 )
 
 // Matrix error codes mxedge answers with.
@@ -31,24 +33,18 @@ func writeError(w http.ResponseWriter, status int, errcode, msg string) {
 	writeErrorBody(w, status, appendError(make([]byte, 0, 64+len(msg)), errcode, msg, -1))
 }
 
-// writeLimitExceeded writes the 429 answer with retry_after_ms and Retry-After
-// (whole seconds, rounded up).
+// writeLimitExceeded writes the 429 answer: retry_after_ms exact from the
+// bucket (rounded up to the millisecond) and Retry-After in whole seconds,
+// rounded up. A 503 (shared store failing with on_error: deny) is M_UNKNOWN.
 func writeLimitExceeded(w http.ResponseWriter, status int, retry time.Duration) {
-	ms := retry.Milliseconds()
-	if retry > time.Duration(ms)*time.Millisecond {
-		ms++ // exact from the bucket, rounded up to the next millisecond
-	}
-	if ms < 1 {
-		ms = 1
-	}
-	errcode := errLimitExceeded
-	msg := msgTooManyRequest
 	if status != http.StatusTooManyRequests {
-		errcode, msg, ms = errUnknown, "Rate limiter unavailable", -1
-	} else {
-		w.Header()["Retry-After"] = []string{strconv.FormatInt((ms+999)/1000, 10)}
+		w.Header()["Retry-After"] = []string{ratelimit.RetryAfterHeader(ratelimit.RetryAfterMillis(retry))}
+		writeError(w, status, errUnknown, "Rate limiter unavailable")
+		return
 	}
-	writeErrorBody(w, status, appendError(make([]byte, 0, 96), errcode, msg, ms))
+	ms := max(ratelimit.RetryAfterMillis(retry), 1)
+	w.Header()["Retry-After"] = []string{ratelimit.RetryAfterHeader(ms)}
+	writeErrorBody(w, status, appendError(make([]byte, 0, 96), errLimitExceeded, msgTooManyRequest, ms))
 }
 
 func writeErrorBody(w http.ResponseWriter, status int, body []byte) {

@@ -24,6 +24,7 @@ import (
 	"github.com/mxedge/mxedge/metrics"
 	"github.com/mxedge/mxedge/proxy"
 	"github.com/mxedge/mxedge/ratelimit"
+	"github.com/mxedge/mxedge/ratelimit/redisstore"
 )
 
 // commit is set at build time (-ldflags -X main.commit=…).
@@ -47,7 +48,13 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 	metrics.BuildInfo(reg, version, commit)
 	m := metrics.New(reg, proxy.ClassNames[:])
 
-	limiter, err := ratelimit.New(cfg.RateLimits, ratelimit.Options{Logger: log.With("component", "ratelimit"), Registerer: reg})
+	rlOpts := ratelimit.Options{Logger: log.With("component", "ratelimit"), Registerer: reg}
+	if cfg.RateLimits.Store == "redis" {
+		if rlOpts.Store, err = redisstore.New(cfg.RateLimits.Redis); err != nil {
+			return fmt.Errorf("rate limits: %w", err)
+		}
+	}
+	limiter, err := ratelimit.New(cfg.RateLimits, rlOpts)
 	if err != nil {
 		return fmt.Errorf("rate limits: %w", err)
 	}
@@ -177,7 +184,7 @@ loop:
 				continue
 			}
 			if listenersChanged(cfg, next) {
-				log.Warn("listen addresses changed: they apply after a restart")
+				log.Warn("listen addresses, tls.mode or the rate-limit store changed: they apply after a restart")
 			}
 			ready.SetUpstream(next.UpstreamURL(), next.UpstreamSocket())
 			level.Set(parseLevel(next.Log.Level))
@@ -252,8 +259,11 @@ func redirectHandler(httpsAddr string) http.Handler {
 	})
 }
 
+// listenersChanged reports changes that only a restart applies: listener
+// addresses, the TLS mode and the rate-limit store.
 func listenersChanged(a, b *config.Config) bool {
-	return a.Listen != b.Listen || a.TLS.Mode != b.TLS.Mode
+	return a.Listen != b.Listen || a.TLS.Mode != b.TLS.Mode ||
+		a.RateLimits.Store != b.RateLimits.Store || a.RateLimits.Redis.URL != b.RateLimits.Redis.URL
 }
 
 func parseLevel(s string) slog.Level {
