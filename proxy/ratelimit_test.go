@@ -99,7 +99,10 @@ func TestLoginBodyByteExact(t *testing.T) {
 func TestSpoofedForwardingDoesNotChangeKey(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
 	e := newEdgeWith(t, "rate_limits: {exempt: {addresses: []}, rc_registration: {per_second: 0.001, burst_count: 2}}\n",
-		func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body); io.WriteString(w, `{"user_id":"@a:b"}`) }, clock.now)
+		func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			io.WriteString(w, `{"user_id":"@a:b"}`)
+		}, clock.now)
 	statuses := []int{}
 	for i := range 4 {
 		req := fmt.Sprintf("POST /_matrix/client/v3/register HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.%d\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", i)
