@@ -48,13 +48,9 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 	metrics.BuildInfo(reg, version, commit)
 	m := metrics.New(reg, proxy.ClassNames[:])
 
-	rlOpts := ratelimit.Options{Logger: log.With("component", "ratelimit"), Registerer: reg}
-	if cfg.RateLimits.Store == "redis" {
-		if rlOpts.Store, err = redisstore.New(cfg.RateLimits.Redis); err != nil {
-			return fmt.Errorf("rate limits: %w", err)
-		}
-	}
-	limiter, err := ratelimit.New(cfg.RateLimits, rlOpts)
+	// The limiter exists even when rate_limits.enabled is false, so that a
+	// reload can turn limits on; the proxy skips it while disabled.
+	limiter, err := redisstore.Open(cfg.RateLimits, ratelimit.Options{Logger: log.With("component", "ratelimit"), Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("rate limits: %w", err)
 	}
