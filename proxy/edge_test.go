@@ -43,7 +43,7 @@ type homeserver struct {
 	handler http.HandlerFunc
 }
 
-func newHomeserver(t *testing.T, h http.HandlerFunc) *homeserver {
+func newHomeserver(t testing.TB, h http.HandlerFunc) *homeserver {
 	t.Helper()
 	hs := &homeserver{handler: h}
 	hs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +118,7 @@ type edge struct {
 }
 
 // loadConfig writes yaml (with the upstream filled in) to a file and loads it.
-func loadConfig(t *testing.T, upstream, yaml string) *config.Config {
+func loadConfig(t testing.TB, upstream, yaml string) *config.Config {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mxedge.yaml")
 	doc := fmt.Sprintf("server_name: example.org\nupstream: %s\n%s", upstream, yaml)
@@ -133,14 +133,14 @@ func loadConfig(t *testing.T, upstream, yaml string) *config.Config {
 }
 
 // newEdge starts mxedge's request path in front of a recording homeserver.
-func newEdge(t *testing.T, yaml string, h http.HandlerFunc) *edge {
+func newEdge(t testing.TB, yaml string, h http.HandlerFunc) *edge {
 	t.Helper()
 	return newEdgeWith(t, "rate_limits: {enabled: false}\n"+yaml, h, nil)
 }
 
 // newEdgeWith is newEdge with rate limits as yaml says, on the clock now
 // (nil: no limiter).
-func newEdgeWith(t *testing.T, yaml string, h http.HandlerFunc, now func() time.Time) *edge {
+func newEdgeWith(t testing.TB, yaml string, h http.HandlerFunc, now func() time.Time) *edge {
 	t.Helper()
 	hs := newHomeserver(t, h)
 	cfg := loadConfig(t, hs.URL, yaml)
@@ -515,5 +515,17 @@ func TestSecretsNotLogged(t *testing.T) {
 		if strings.Contains(logs, s) {
 			t.Errorf("log contains secret %q:\n%s", s, logs)
 		}
+	}
+}
+
+func TestRawUTF8PathForwardedUnchanged(t *testing.T) {
+	e := newEdge(t, "", nil)
+	p := "/_matrix/client/v3/rooms/%21a%3Ab/state/org.example/\xc3\xa9t\xc3\xa9"
+	res := e.raw(t, get(p))
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	if got := e.hs.last(t).RequestURI; got != p {
+		t.Errorf("upstream saw %q, want %q", got, p)
 	}
 }

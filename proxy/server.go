@@ -101,7 +101,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, l *listener) {
 		}
 	}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		rq.peer = ap.Addr().Unmap()
+		rq.peer = ap.Addr().Unmap().WithZone("")
 	}
 	var proto string
 	rq.client, proto = ClientAddr(rq.peer, r.Header, snap.trustedProxies)
