@@ -49,7 +49,8 @@ stop_pid() {
 
 _cleanup() {
   local rc=$? i
-  trap - EXIT INT TERM
+  trap - EXIT
+  trap "" INT TERM # finish stopping everything even when signalled again
   for ((i = ${#_pids[@]} - 1; i >= 0; i--)); do
     stop_pid "${_pids[$i]}"
   done
@@ -218,6 +219,15 @@ mxedge_try() {
 
 # mxedge_start NAME CONFIG HTTP_PORT OPS_PORT: mxedge_try, and the part fails when it does not start.
 mxedge_start() { mxedge_try "$@" || die "$1 did not start"; }
+
+# run_node SCRIPT ARGS...: node in the background, waited for, so that a signal to the part runs
+# the EXIT trap at once (which stops node by PID too) instead of after node has finished.
+run_node() {
+  node "$@" &
+  local pid=$!
+  track node "$pid" /dev/null
+  wait "$pid"
+}
 
 # npm_ready: node_modules installed from the committed lock file.
 npm_ready() {

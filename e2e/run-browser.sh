@@ -10,7 +10,7 @@ dendrite_start 16208
 port_free 16270
 port_free 16271
 if [ "${E2E_DIRECT:-0}" = 1 ]; then
-  BASE_URL=$DENDRITE_URL DIRECT=1 PAGE_PORT=16270 node "$E2E_DIR/browser/run.mjs"
+  BASE_URL=$DENDRITE_URL DIRECT=1 PAGE_PORT=16270 run_node "$E2E_DIR/browser/run.mjs"
   exit
 fi
 # The main edge: a small JSON body limit for the 413 check (the browser sends 100 KiB).
@@ -27,4 +27,4 @@ mxedge_config "$WORK/mxedge-rl.yaml" 16281 16291 "rate_limits:
     addresses: []"
 rl=
 if mxedge_try mxedge-ratelimited "$WORK/mxedge-rl.yaml" 16281 16291; then rl=$MXEDGE_URL; fi
-BASE_URL=$base RL_BASE_URL=$rl PAGE_PORT=16270 BIG_BYTES=102400 node "$E2E_DIR/browser/run.mjs"
+BASE_URL=$base RL_BASE_URL=$rl PAGE_PORT=16270 BIG_BYTES=102400 run_node "$E2E_DIR/browser/run.mjs"

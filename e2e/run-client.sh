@@ -13,4 +13,4 @@ if [ "${E2E_DIRECT:-0}" != 1 ]; then
   base=$MXEDGE_URL
 fi
 log "scenario against $base"
-BASE_URL=$base PREFIX=client node "$E2E_DIR/client/scenario.mjs"
+BASE_URL=$base PREFIX=client run_node "$E2E_DIR/client/scenario.mjs"

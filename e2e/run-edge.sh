@@ -10,4 +10,4 @@ npm_ready
 dendrite_start 16308
 for p in 16380 16381 16390 16391; do port_free "$p"; done
 MXEDGE_BIN=$MXEDGE_BIN DENDRITE_URL=$DENDRITE_URL WORK=$WORK SERVER_NAME=$SERVER_NAME \
-  node "$E2E_DIR/edge/run.mjs"
+  run_node "$E2E_DIR/edge/run.mjs"

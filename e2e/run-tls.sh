@@ -50,7 +50,7 @@ if [ "${E2E_DIRECT:-0}" = 1 ]; then
   DENDRITE_PID=$!
   track dendrite-tls "$DENDRITE_PID" "$WORK/dendrite/dendrite.log"
   wait_https "https://$NAME:16444" "$ca/ca.pem" "$DENDRITE_PID" 60 || die "dendrite TLS did not start"
-  BASE_URL=https://$NAME:16444 CA_FILE=$ca/ca.pem PREFIX=tls-direct node "$E2E_DIR/tls/run.mjs"
+  BASE_URL=https://$NAME:16444 CA_FILE=$ca/ca.pem PREFIX=tls-direct run_node "$E2E_DIR/tls/run.mjs"
   exit
 fi
 
@@ -111,7 +111,7 @@ start=$SECONDS
 if wait_https "https://$NAME:16443" "$pb/root.pem" "$pid" 90; then
   log "mxedge (acme) serving a Pebble certificate after $((SECONDS - start))s"
   BASE_URL=https://$NAME:16443 CA_FILE=$pb/root.pem HTTP_URL=http://$NAME:16480 HSTS=31536000 PREFIX=tls-acme \
-    node "$E2E_DIR/tls/run.mjs" || rc=1
+    run_node "$E2E_DIR/tls/run.mjs" || rc=1
 else
   echo "FAIL tls-acme mxedge did not serve a certificate issued by Pebble"
   tail -n 40 "$WORK/mxedge-acme.log" >&2
@@ -142,7 +142,7 @@ pid=$!
 track mxedge-files "$pid" "$WORK/mxedge-files.log"
 if wait_https "https://$NAME:16444" "$ca/ca.pem" "$pid" 30; then
   BASE_URL=https://$NAME:16444 CA_FILE=$ca/ca.pem HTTP_URL=http://$NAME:16481 HSTS=31536000 PREFIX=tls-files \
-    node "$E2E_DIR/tls/run.mjs" || rc=1
+    run_node "$E2E_DIR/tls/run.mjs" || rc=1
 else
   echo "FAIL tls-files mxedge did not start in files mode"
   rc=1
