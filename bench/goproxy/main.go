@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -40,6 +41,7 @@ func main() {
 	key := flag.String("key", "", "PEM key")
 	upstream := flag.String("upstream", "http://127.0.0.1:18001", "upstream URL")
 	idle := flag.Int("idle-per-host", 1024, "idle upstream connections kept per host")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (for profiles under load)")
 	flag.Parse()
 
 	u, err := url.Parse(*upstream)
@@ -109,6 +111,12 @@ func main() {
 				os.Exit(1)
 			}
 		}()
+	}
+	if *pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go http.ListenAndServe(*pprofAddr, mux)
 	}
 	serve(*listen, nil)
 	if *listenTLS != "" {

@@ -74,6 +74,9 @@ type result struct {
 	P99ms    float64 `json:"p99_ms"`
 	Errors   int64   `json:"errors"`
 	Requests int64   `json:"requests"`
+	// CPUus is the proxy tree's CPU time (user+system) per request in µs: robust to
+	// the other tenants of the machine, unlike requests/s. 0 for direct.
+	CPUus float64 `json:"cpu_us_per_req"`
 }
 
 const wrkConns = 50
@@ -116,8 +119,20 @@ func toMS(v, unit string) float64 {
 }
 
 // runWrk measures s against t for d with wrk (or h2load for h2), pinned to the load core.
-func runWrk(dir string, t *target, s scenario, d time.Duration) (result, string, error) {
-	r := result{Target: t.name, Scenario: s.name}
+func runWrk(dir string, t *target, s scenario, d time.Duration) (r result, out string, err error) {
+	r = result{Target: t.name, Scenario: s.name}
+	p := t.proc
+	if s.tls && t.extra != nil {
+		p = t.extra
+	}
+	if p != nil {
+		before := treeCPUTicks(p.pid())
+		defer func() {
+			if r.Requests > 0 {
+				r.CPUus = float64(treeCPUTicks(p.pid())-before) * 1e4 / float64(r.Requests)
+			}
+		}()
+	}
 	url := t.url(s.tls, s.path)
 	var cmd *exec.Cmd
 	if s.h2 {
@@ -132,8 +147,8 @@ func runWrk(dir string, t *target, s scenario, d time.Duration) (result, string,
 		cmd = exec.Command("taskset", "-c", cpuLoad, "wrk", "-t1", fmt.Sprintf("-c%d", wrkConns),
 			fmt.Sprintf("-d%ds", max(1, int(d.Seconds()))), "--latency", "-s", lua, url)
 	}
-	out, err := cmd.CombinedOutput()
-	o := string(out)
+	raw, err := cmd.CombinedOutput()
+	o := string(raw)
 	if err != nil {
 		return r, o, fmt.Errorf("%s: %v", strings.Join(cmd.Args, " "), err)
 	}

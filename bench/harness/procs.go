@@ -194,3 +194,63 @@ func (s *rssSampler) stop() int64 {
 	<-s.donec
 	return s.peak
 }
+
+// treeCPUTicks is the user+system CPU time of pid and its descendants, in clock ticks
+// (USER_HZ, 100 per second on Linux).
+func treeCPUTicks(pid int) int64 {
+	var t int64
+	for _, k := range append([]int{pid}, descendants(pid)...) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", k))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		// after the comm: state(0) ppid(1) … utime(11) stime(12)
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			t += u + s
+		}
+	}
+	return t
+}
+
+// timeWait counts TIME_WAIT sockets towards port on loopback (from /proc/net/tcp).
+func timeWait(port int) int {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return 0
+	}
+	want := fmt.Sprintf(":%04X", port)
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 3 && f[3] == "06" && strings.HasSuffix(f[2], want) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitTimeWait waits (at most 65 s, the kernel's TIME_WAIT is 60 s) until fewer than
+// max sockets towards each port linger in TIME_WAIT, so that a run never fails for
+// want of ephemeral ports left behind by the previous one.
+func waitTimeWait(max int, ports ...int) {
+	deadline := time.Now().Add(65 * time.Second)
+	for time.Now().Before(deadline) {
+		busy := false
+		for _, p := range ports {
+			if timeWait(p) >= max {
+				busy = true
+			}
+		}
+		if !busy {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}

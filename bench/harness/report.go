@@ -8,15 +8,15 @@ import (
 
 // cell is the median of one target × scenario over the rounds.
 type cell struct {
-	rps, p50, p99 float64
-	errors        int64
-	n             int
+	rps, p50, p99, cpu float64
+	errors             int64
+	n                  int
 }
 
 func cells(rep *report) map[string]cell {
 	type acc struct {
-		rps, p50, p99 []float64
-		errors        int64
+		rps, p50, p99, cpu []float64
+		errors             int64
 	}
 	m := map[string]*acc{}
 	for _, r := range rep.Results {
@@ -29,11 +29,12 @@ func cells(rep *report) map[string]cell {
 		a.rps = append(a.rps, r.RPS)
 		a.p50 = append(a.p50, r.P50ms)
 		a.p99 = append(a.p99, r.P99ms)
+		a.cpu = append(a.cpu, r.CPUus)
 		a.errors += r.Errors
 	}
 	out := map[string]cell{}
 	for k, a := range m {
-		out[k] = cell{rps: median(a.rps), p50: median(a.p50), p99: median(a.p99), errors: a.errors, n: len(a.rps)}
+		out[k] = cell{rps: median(a.rps), p50: median(a.p50), p99: median(a.p99), cpu: median(a.cpu), errors: a.errors, n: len(a.rps)}
 	}
 	return out
 }
@@ -67,7 +68,7 @@ func markdown(rep *report) string {
 	c := cells(rep)
 	fmt.Fprintf(&b, "Run %s, %d interleaved rounds of %s per cell, %.0f s in all.\n\n", rep.Date, rep.Rounds, rep.Duration, rep.Seconds)
 	b.WriteString("### Small requests (medians over the rounds)\n\n")
-	b.WriteString("| scenario | target | req/s | × direct | × nginx | p50 ms | p99 ms | non-2xx/errors |\n|---|---|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| scenario | target | req/s | × direct | × nginx | p50 ms | p99 ms | CPU µs/req | CPU × nginx | non-2xx/errors |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range scenarios {
 		d := c["direct/"+s.name]
 		ng := c["nginx/"+s.name]
@@ -76,8 +77,12 @@ func markdown(rep *report) string {
 			if !ok {
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %d |\n", s.name, t, x.rps, ratio(x.rps, d.rps),
-				ratio(x.rps, ng.rps), ms(x.p50), ms(x.p99), x.errors)
+			cpu := "–"
+			if x.cpu > 0 {
+				cpu = fmt.Sprintf("%.1f", x.cpu)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %d |\n", s.name, t, x.rps, ratio(x.rps, d.rps),
+				ratio(x.rps, ng.rps), ms(x.p50), ms(x.p99), cpu, ratio(x.cpu, ng.cpu), x.errors)
 		}
 	}
 	b.WriteString("\nFor get-h2, h2load reports no percentiles: the p50 column holds its mean request time.\n")

@@ -13,7 +13,10 @@ import (
 	"time"
 )
 
-// Ports (the bench range is 18000-18999).
+// Ports (the bench range is 18000-18999). The upstream listens on 18001 (direct and
+// health) and on one port per proxy (18002…): each proxy's upstream connections then
+// have their own 4-tuple space, so the TIME_WAIT sockets one target's 9,900 held
+// connections leave behind never starve the next target of ephemeral ports.
 const (
 	portUpstream = 18001
 	cpuProxy     = "0" // every proxy runs pinned here
@@ -36,6 +39,7 @@ type target struct {
 	plain   string // host:port
 	tls     string // host:port, "" when not served
 	h2      bool   // TLS listener offers h2
+	up      int    // upstream port this target forwards to
 	version string
 	dir     string // its own temp prefix
 	start   func(t *target) (*proc, error)
@@ -62,8 +66,12 @@ type env struct {
 }
 
 func (e *env) startUpstream() error {
+	var ls []string
+	for p := portUpstream; p <= portUpstream+6; p++ {
+		ls = append(ls, fmt.Sprintf("127.0.0.1:%d", p))
+	}
 	p, err := startProc("upstream", cpuLoad, filepath.Join(e.root, "upstream.log"), nil,
-		filepath.Join(e.bin, "upstream"), "-listen", fmt.Sprintf("127.0.0.1:%d", portUpstream))
+		filepath.Join(e.bin, "upstream"), "-listen", strings.Join(ls, ","))
 	if err != nil {
 		return err
 	}
@@ -86,16 +94,16 @@ func output(name string, args ...string) string {
 // targets builds the list; names filters it (empty = all available).
 func (e *env) targets(names []string) ([]*target, error) {
 	all := []*target{
-		{name: "direct", plain: fmt.Sprintf("127.0.0.1:%d", portUpstream), version: "bench/upstream (Go net/http)"},
-		{name: "goproxy", plain: "127.0.0.1:18010", tls: "127.0.0.1:18011", h2: true, start: e.startGoproxy,
+		{name: "direct", plain: fmt.Sprintf("127.0.0.1:%d", portUpstream), up: portUpstream, version: "bench/upstream (Go net/http)"},
+		{name: "goproxy", up: portUpstream + 2, plain: "127.0.0.1:18010", tls: "127.0.0.1:18011", h2: true, start: e.startGoproxy,
 			version: "bench/goproxy: httputil.ReverseProxy, " + output("go", "env", "GOVERSION")},
-		{name: "nginx", plain: "127.0.0.1:18020", tls: "127.0.0.1:18021", h2: true, start: e.startNginx,
+		{name: "nginx", up: portUpstream + 3, plain: "127.0.0.1:18020", tls: "127.0.0.1:18021", h2: true, start: e.startNginx,
 			version: strings.TrimPrefix(output("nginx", "-v"), "nginx version: ")},
-		{name: "haproxy", plain: "127.0.0.1:18030", tls: "127.0.0.1:18031", h2: true, start: e.startHAProxy,
+		{name: "haproxy", up: portUpstream + 4, plain: "127.0.0.1:18030", tls: "127.0.0.1:18031", h2: true, start: e.startHAProxy,
 			version: output("haproxy", "-v")},
-		{name: "caddy", plain: "127.0.0.1:18040", tls: "127.0.0.1:18041", h2: true, start: e.startCaddy,
+		{name: "caddy", up: portUpstream + 5, plain: "127.0.0.1:18040", tls: "127.0.0.1:18041", h2: true, start: e.startCaddy,
 			version: "caddy " + output("caddy", "version")},
-		{name: "mxedge", plain: "127.0.0.1:18050", tls: "127.0.0.1:18051", h2: true, start: e.startMxedge,
+		{name: "mxedge", up: portUpstream + 6, plain: "127.0.0.1:18050", tls: "127.0.0.1:18051", h2: true, start: e.startMxedge,
 			version: "mxedge " + output(e.mxedgeOrTrue(), "version")},
 	}
 	want := map[string]bool{}
@@ -217,7 +225,7 @@ func write(path, s string) error { return os.WriteFile(path, []byte(s), 0o644) }
 func (e *env) startGoproxy(t *target) (*proc, error) {
 	return startProc(t.name, cpuProxy, filepath.Join(t.dir, "log"), nil, filepath.Join(e.bin, "goproxy"),
 		"-listen", t.plain, "-listen-tls", t.tls, "-cert", e.cert, "-key", e.key,
-		"-upstream", fmt.Sprintf("http://127.0.0.1:%d", portUpstream))
+		"-upstream", fmt.Sprintf("http://127.0.0.1:%d", t.up))
 }
 
 func nginxCORS(indent string) string {
@@ -241,7 +249,7 @@ worker_rlimit_nofile 20000;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
 events {
-    worker_connections 20000;
+    worker_connections 21000;  # slots, not descriptors (those stop at the 20,000 hard limit)
 }
 http {
     access_log off;  # access logs off for the benchmark
@@ -294,7 +302,7 @@ http {
 %[10]s%[7]s        }
     }
 }
-`, t.dir, portUpstream, t.plain, t.tls, e.cert, e.key, nginxCORS("            "), wellKnownBody,
+`, t.dir, t.up, t.plain, t.tls, e.cert, e.key, nginxCORS("            "), wellKnownBody,
 		nginxCORS("                "), hide.String())
 	cf := filepath.Join(t.dir, "nginx.conf")
 	if err := write(cf, conf); err != nil {
@@ -340,7 +348,7 @@ frontend matrix
 
 backend synapse
     server synapse 127.0.0.1:%[7]d
-`, t.plain, t.tls, e.combined, wellKnownBody, ret.String(), set.String(), portUpstream)
+`, t.plain, t.tls, e.combined, wellKnownBody, ret.String(), set.String(), t.up)
 	cf := filepath.Join(t.dir, "haproxy.cfg")
 	if err := write(cf, conf); err != nil {
 		return nil, err
@@ -396,7 +404,7 @@ https://:%[7]s {
 	tls %[8]s %[9]s
 	import matrix
 }
-`, t.dir, hdr.String(), wellKnownBody, portUpstream, down.String(), port(t.plain), port(t.tls), e.cert, e.key)
+`, t.dir, hdr.String(), wellKnownBody, t.up, down.String(), port(t.plain), port(t.tls), e.cert, e.key)
 	cf := filepath.Join(t.dir, "Caddyfile")
 	if err := write(cf, conf); err != nil {
 		return nil, err
@@ -424,7 +432,7 @@ log:
   access: false   # access logs off for the benchmark
 rate_limits:
   enabled: false  # throughput runs measure forwarding, not the limiter
-`, portUpstream)
+`, t.up)
 	plain := common + fmt.Sprintf(`listen:
   http: "%s"
   ops: "127.0.0.1:18052"

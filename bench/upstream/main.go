@@ -50,35 +50,41 @@ type server struct {
 }
 
 func main() {
-	addr := flag.String("listen", "127.0.0.1:18001", "listen address")
+	addrs := flag.String("listen", "127.0.0.1:18001", "comma-separated listen addresses (one server, several ports)")
 	flag.Parse()
 	s := &server{block: pattern.Block()}
 	srv := &http.Server{
-		Addr:              *addr,
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       180 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "upstream:", err)
-		os.Exit(1)
+	var lns []net.Listener
+	for _, a := range strings.Split(*addrs, ",") {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "upstream:", err)
+			os.Exit(1)
+		}
+		lns = append(lns, ln)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		_ = srv.Close()
-	}()
-	fmt.Fprintf(os.Stderr, "upstream: listening on %s\n", ln.Addr())
-	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	fmt.Fprintf(os.Stderr, "upstream: listening on %s\n", *addrs)
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
 		fmt.Fprintln(os.Stderr, "upstream:", err)
 		os.Exit(1)
 	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	_ = srv.Close()
 }
 
 func (s *server) cors(h http.Header) {
