@@ -27,4 +27,4 @@ mxedge_config "$WORK/mxedge-rl.yaml" 16281 16291 "rate_limits:
     addresses: []"
 rl=
 if mxedge_try mxedge-ratelimited "$WORK/mxedge-rl.yaml" 16281 16291; then rl=$MXEDGE_URL; fi
-BASE_URL=$base RL_BASE_URL=$rl PAGE_PORT=16270 BIG_BYTES=102400 run_node "$E2E_DIR/browser/run.mjs"
+BASE_URL=$base RL_BASE_URL=$rl PAGE_PORT=16270 BIG_BYTES=102400 MXEDGE_LOG=$WORK/mxedge.log run_node "$E2E_DIR/browser/run.mjs"

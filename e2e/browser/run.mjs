@@ -140,6 +140,22 @@ try {
       });
     }
   }
+  // The browser really preflighted, and mxedge answered the preflights itself (never forwarded):
+  // read from mxedge's access log (MXEDGE_LOG), one JSON line per request.
+  if (process.env.MXEDGE_LOG) {
+    await steps.run(
+      "preflights sent by Chromium answered by mxedge, not forwarded",
+      async () => {
+        const lines = fs.readFileSync(process.env.MXEDGE_LOG, "utf8").split("\n").filter((l) => l.startsWith("{"));
+        const pre = lines.map((l) => JSON.parse(l)).filter((j) => j.method === "OPTIONS");
+        if (pre.length < 2) throw new Error(`${pre.length} OPTIONS requests in mxedge's access log, want >= 2 (login, send)`);
+        const bad = pre.filter((j) => j.status !== 204 || Number(j.upstream_ms ?? 0) !== 0);
+        if (bad.length) throw new Error(`preflights not answered 204 locally: ${JSON.stringify(bad).slice(0, 400)}`);
+        return `${pre.length} OPTIONS, all 204 with upstream_ms 0: ${pre.map((j) => j.path.replace(/\?.*/, "").split("/").slice(-3).join("/")).join(", ")}`;
+      },
+      { needs: ["PUT send with Authorization (preflighted)"] },
+    );
+  }
 } catch (e) {
   await steps.run("browser part setup", async () => {
     throw e;
