@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -161,14 +162,53 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.ctx = ctx
 	switch m.mode {
 	case config.TLSModeACME:
-		if err := m.magic.ManageAsync(ctx, *m.names.Load()); err != nil {
-			return fmt.Errorf("certs: manage %v: %w", *m.names.Load(), err)
+		names := *m.names.Load()
+		// Load what storage holds before returning, so that a restarted edge
+		// serves its certificates from the first handshake (ManageAsync alone
+		// loads them in background goroutines). Missing certificates are
+		// obtained in the background by ManageAsync, which skips the names
+		// loaded here; loaded ones due for renewal are renewed now.
+		due := m.loadStored(ctx, names)
+		if err := m.magic.ManageAsync(ctx, names); err != nil {
+			return fmt.Errorf("certs: manage %v: %w", names, err)
+		}
+		for _, name := range due {
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				if err := m.magic.RenewCertAsync(ctx, name, false); err != nil && ctx.Err() == nil {
+					m.log.Warn("renewing stored certificate", "name", name, "err", err)
+				}
+			}()
 		}
 	case config.TLSModeFiles:
 		m.wg.Add(1)
 		go m.watchFiles(ctx)
 	}
 	return nil
+}
+
+// storedLoadTimeout bounds the synchronous load of stored certificates at Start.
+const storedLoadTimeout = 10 * time.Second
+
+// loadStored puts the certificates storage holds for names into the cache
+// and returns the names whose certificate needs renewal.
+func (m *Manager) loadStored(ctx context.Context, names []string) (due []string) {
+	ctx, cancel := context.WithTimeout(ctx, storedLoadTimeout)
+	defer cancel()
+	for _, name := range names {
+		cert, err := m.magic.CacheManagedCertificate(ctx, name)
+		switch {
+		case err == nil:
+			if cert.NeedsRenewal(m.magic) {
+				due = append(due, name)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+		default:
+			m.log.Warn("loading stored certificate", "name", name, "err", err)
+		}
+	}
+	return due
 }
 
 // Stop ends the background work (renewals, file watching), releases the

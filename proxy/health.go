@@ -123,9 +123,29 @@ type readyDetail struct {
 }
 
 type certDetail struct {
-	CertInfo
-	DaysLeft int    `json:"days_left"`
-	Warning  string `json:"warning,omitempty"`
+	Name     string     `json:"name"`
+	NotAfter *time.Time `json:"not_after,omitempty"`
+	DaysLeft *int       `json:"days_left,omitempty"`
+	Warning  string     `json:"warning,omitempty"`
+}
+
+// describeCert is one certificate's /readyz entry; a zero NotAfter means none
+// has been obtained yet.
+func describeCert(c CertInfo, now time.Time) certDetail {
+	cd := certDetail{Name: c.Name}
+	if c.NotAfter.IsZero() {
+		cd.Warning = "no certificate yet"
+		return cd
+	}
+	notAfter, days := c.NotAfter, int(c.NotAfter.Sub(now).Hours()/24)
+	cd.NotAfter, cd.DaysLeft = &notAfter, &days
+	switch {
+	case !c.NotAfter.After(now):
+		cd.Warning = "expired"
+	case days < certWarnDays:
+		cd.Warning = "expires soon"
+	}
+	return cd
 }
 
 // Healthz answers 200 while the process serves.
@@ -154,14 +174,7 @@ func (r *Readiness) Readyz() http.Handler {
 		r.mu.Unlock()
 		if r.Certificates != nil {
 			for _, c := range r.Certificates() {
-				cd := certDetail{CertInfo: c, DaysLeft: int(c.NotAfter.Sub(now).Hours() / 24)}
-				switch {
-				case !c.NotAfter.After(now):
-					cd.Warning = "expired"
-				case cd.DaysLeft < certWarnDays:
-					cd.Warning = "expires soon"
-				}
-				d.Certificates = append(d.Certificates, cd)
+				d.Certificates = append(d.Certificates, describeCert(c, now))
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")

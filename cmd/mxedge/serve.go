@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,7 +57,7 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 	}
 	defer limiter.Close()
 
-	certMgr, err := certs.New(cfg, certs.Options{Logger: log.With("component", "certs"), Registerer: reg})
+	certMgr, err := certs.New(cfg, certs.Options{Logger: log, Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
@@ -109,7 +110,7 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 		err = errors.Join(
 			add("https", cfg.Listen.HTTPS, srv.Handler(proxy.ListenerClient, true), certMgr.TLSConfig()),
 			add("federation", cfg.Listen.Federation, srv.Handler(proxy.ListenerFederation, true), certMgr.TLSConfig()),
-			add("http", cfg.Listen.HTTP, certMgr.HTTPChallenge(redirectHandler(cfg.Listen.HTTPS)), nil),
+			add("http", cfg.Listen.HTTP, certMgr.HTTPChallenge(redirectHandler(cfg.Listen.HTTPS, cfg.TLSDomains())), nil),
 		)
 	}
 	if err == nil {
@@ -231,8 +232,10 @@ func newHTTPServer(cfg *config.Config, h http.Handler, log *slog.Logger, name st
 }
 
 // redirectHandler answers every plain-HTTP request with a 308 to https on the
-// same host (and the https listener's port when it is not 443).
-func redirectHandler(httpsAddr string) http.Handler {
+// same host (and the https listener's port when it is not 443). A Host that is
+// not one of the served names is redirected to the first of them, so the
+// answer never points at a name the client made up.
+func redirectHandler(httpsAddr string, domains []string) http.Handler {
 	_, port, _ := net.SplitHostPort(httpsAddr)
 	suffix := ""
 	if port != "" && port != "443" {
@@ -243,14 +246,13 @@ func redirectHandler(httpsAddr string) http.Handler {
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		if host == "" || strings.ContainsAny(host, "/\\@ ") {
-			http.Error(w, "bad host", http.StatusBadRequest)
-			return
+		if !slices.Contains(domains, strings.ToLower(host)) && len(domains) > 0 {
+			host = domains[0]
 		}
 		if strings.Contains(host, ":") {
 			host = "[" + host + "]"
 		}
-		w.Header().Set("Location", "https://"+host+suffix+r.RequestURI)
+		w.Header().Set("Location", "https://"+host+suffix+r.URL.RequestURI())
 		w.WriteHeader(http.StatusPermanentRedirect)
 	})
 }

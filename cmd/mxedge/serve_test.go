@@ -341,3 +341,22 @@ func TestGigabyteUploadMemory(t *testing.T) {
 		t.Errorf("peak RSS grew by %d KiB during a 1 GiB upload, want < 16 MiB", growth)
 	}
 }
+
+func TestRedirectHandler(t *testing.T) {
+	h := redirectHandler(":8443", []string{"matrix.example.org", "example.org"})
+	tests := []struct{ target, host, want string }{
+		{"/_matrix/client/versions?x=1", "matrix.example.org", "https://matrix.example.org:8443/_matrix/client/versions?x=1"},
+		{"/a%2Fb", "Example.org:80", "https://Example.org:8443/a%2Fb"},
+		{"http://evil.example/x?y=1", "evil.example", "https://matrix.example.org:8443/x?y=1"},
+		{"/", "attacker.example", "https://matrix.example.org:8443/"},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", tt.target, nil)
+		r.Host = tt.host
+		h.ServeHTTP(rec, r)
+		if rec.Code != http.StatusPermanentRedirect || rec.Header().Get("Location") != tt.want {
+			t.Errorf("%s (Host %s): %d %q, want 308 %q", tt.target, tt.host, rec.Code, rec.Header().Get("Location"), tt.want)
+		}
+	}
+}
