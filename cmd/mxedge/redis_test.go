@@ -80,7 +80,7 @@ rate_limits:
 	b := start(t, []string{"http"}, "run", "--config", cfg)
 	login := func(p *proc, user string) int {
 		body := fmt.Sprintf(`{"type":"m.login.password","identifier":{"type":"m.id.user","user":%q},"password":"x"}`, user)
-		res, err := http.Post("http://"+p.addrs["http"]+"/_matrix/client/v3/login", "application/json", strings.NewReader(body))
+		res, err := http.Post("http://"+p.addr("http")+"/_matrix/client/v3/login", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}

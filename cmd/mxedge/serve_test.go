@@ -97,6 +97,13 @@ func start(t *testing.T, listeners []string, args ...string) *proc {
 	return p
 }
 
+// addr returns the address a listener logged.
+func (p *proc) addr(listener string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addrs[listener]
+}
+
 // waitFor blocks until cond holds (checked at each new log line) or the process exits.
 func (p *proc) waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
@@ -146,7 +153,7 @@ func TestFirstRunWithoutConfigFile(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"versions":["v1.11"]}`) }))
 	defer up.Close()
 	p := start(t, []string{"http", "ops"}, "run", "--upstream", up.URL, "--server-name", "example.org", "--listen", "127.0.0.1:0", "--listen-ops", "127.0.0.1:0")
-	res, err := http.Get("http://" + p.addrs["http"] + "/.well-known/matrix/client")
+	res, err := http.Get("http://" + p.addr("http") + "/.well-known/matrix/client")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +161,11 @@ func TestFirstRunWithoutConfigFile(t *testing.T) {
 	if !strings.Contains(string(b), `"base_url":"https://example.org"`) {
 		t.Errorf("well-known %s", b)
 	}
-	res, err = http.Get("http://" + p.addrs["http"] + "/_matrix/client/versions")
+	res, err = http.Get("http://" + p.addr("http") + "/_matrix/client/versions")
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("versions: %v %v", res, err)
 	}
-	res, err = http.Get("http://" + p.addrs["ops"] + "/healthz")
+	res, err = http.Get("http://" + p.addr("ops") + "/healthz")
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", res, err)
 	}
@@ -180,7 +187,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
 	writeConfig(t, cfg, up.URL, "timeouts: {shutdown: 30s}\n")
 	p := start(t, []string{"http"}, "run", "--config", cfg)
-	addr := p.addrs["http"]
+	addr := p.addr("http")
 
 	type result struct {
 		status int
@@ -230,7 +237,7 @@ func TestReloadBadFileKeepsServing(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
 	writeConfig(t, cfg, up.URL, "well_known: {server: \"a.example.org:443\"}\n")
 	p := start(t, []string{"http"}, "run", "--config", cfg)
-	base := "http://" + p.addrs["http"]
+	base := "http://" + p.addr("http")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	fetch := func() string {
 		res, err := client.Get(base + "/.well-known/matrix/server")
@@ -320,7 +327,7 @@ func TestGigabyteUploadMemory(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
 	writeConfig(t, cfg, up.URL, "limits: {max_body_size: 2G}\nlog: {access: false}\n")
 	p := start(t, []string{"http"}, "run", "--config", cfg)
-	url := "http://" + p.addrs["http"] + "/_matrix/media/v3/upload"
+	url := "http://" + p.addr("http") + "/_matrix/media/v3/upload"
 	// Warm up: one small request, so that pools and buffers exist before measuring.
 	http.Post(url, "application/octet-stream", strings.NewReader("warm"))
 	rss0, hwm0 := rssKB(t, p.cmd.Process.Pid)
