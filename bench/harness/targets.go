@@ -47,9 +47,13 @@ type target struct {
 	extra   *proc // mxedge's TLS instance
 }
 
+// url is the address of path on t. TLS URLs name localhost (127.0.0.1 in /etc/hosts,
+// a name of the harness's certificate) because wrk's OpenSSL sends the URL's host as
+// SNI even when it is an IP literal (RFC 6066 forbids that), and a server may refuse a
+// handshake for an IP name; every client sends a DNS name in real use.
 func (t *target) url(tlsOn bool, path string) string {
 	if tlsOn {
-		return "https://" + t.tls + path
+		return "https://localhost:" + port(t.tls) + path
 	}
 	return "http://" + t.plain + path
 }
@@ -104,7 +108,7 @@ func (e *env) targets(names []string) ([]*target, error) {
 		{name: "caddy", up: portUpstream + 5, plain: "127.0.0.1:18040", tls: "127.0.0.1:18041", h2: true, start: e.startCaddy,
 			version: "caddy " + output("caddy", "version")},
 		{name: "mxedge", up: portUpstream + 6, plain: "127.0.0.1:18050", tls: "127.0.0.1:18051", h2: true, start: e.startMxedge,
-			version: "mxedge " + output(e.mxedgeOrTrue(), "version")},
+			version: output(e.mxedgeOrTrue(), "version")},
 	}
 	want := map[string]bool{}
 	for _, n := range names {
@@ -262,6 +266,7 @@ http {
     tcp_nopush on;
     tcp_nodelay on;
     keepalive_timeout 120s;
+    keepalive_requests 100000;  # h2load does not reconnect after nginx's GOAWAY at the default 1,000
     server_tokens off;
 
     upstream synapse {
@@ -443,6 +448,7 @@ rate_limits:
   ops: "127.0.0.1:18054"
 tls:
   mode: files
+  domains: [bench.local, localhost]
   cert_file: %s
   key_file: %s
   storage: %s/storage
