@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -318,9 +319,10 @@ func TestGigabyteUploadMemory(t *testing.T) {
 		t.Skip("1 GiB upload")
 	}
 	const size = 1 << 30
-	var gotBytes int64
+	var gotBytes atomic.Int64
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gotBytes, _ = io.Copy(io.Discard, r.Body)
+		n, _ := io.Copy(io.Discard, r.Body)
+		gotBytes.Store(n)
 		io.WriteString(w, `{"content_uri":"mxc://example.org/big"}`)
 	}))
 	defer up.Close()
@@ -338,8 +340,8 @@ func TestGigabyteUploadMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if res.StatusCode != 200 || gotBytes != size {
-		t.Fatalf("status %d, upstream got %d bytes, want %d", res.StatusCode, gotBytes, size)
+	if res.StatusCode != 200 || gotBytes.Load() != size {
+		t.Fatalf("status %d, upstream got %d bytes, want %d", res.StatusCode, gotBytes.Load(), size)
 	}
 	rss1, hwm1 := rssKB(t, p.cmd.Process.Pid)
 	growth := hwm1 - max(hwm0, rss0)
