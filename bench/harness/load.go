@@ -398,6 +398,7 @@ type transferResult struct {
 	BaseKB  int64   `json:"base_kb"`
 	PeakKB  int64   `json:"peak_kb"`
 	GrowKB  int64   `json:"growth_kb"`
+	CPUms   float64 `json:"cpu_ms"` // the proxy tree's CPU time for the transfer (0 for direct)
 	SHA256  string  `json:"sha256"`
 }
 

@@ -54,7 +54,15 @@ func main() {
 	flag.StringVar(&holds, "holds", "2000,9800", "held /sync counts (9,800: see docs/PERFORMANCE.md on the 20,000 descriptor limit)")
 	flag.IntVar(&o.transferMB, "transfer-mb", 100, "upload/download size in MiB")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp prefix (configs, logs)")
+	replot := flag.String("replot", "", "only rewrite results.md and plot.png in -out from this results.json")
 	flag.Parse()
+	if *replot != "" {
+		if err := rerender(*replot, o.out); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: FAIL:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if targets != "" {
 		o.targets = strings.Split(targets, ",")
 	}
@@ -324,6 +332,7 @@ func full(ctx context.Context, e *env, ts []*target, o options) error {
 				c := newClient(false, 1)
 				pid := e.pid(t)
 				base := treeRSS(pid)
+				cpu0 := treeCPUTicks(pid)
 				smp := sampleRSS(pid, 5*time.Millisecond)
 				var d time.Duration
 				var err error
@@ -333,14 +342,18 @@ func full(ctx context.Context, e *env, ts []*target, o options) error {
 					_, d, err = download(c, t, size, want)
 				}
 				peak := smp.stop()
+				cpu := float64(treeCPUTicks(pid)-cpu0) * 10
+				if t.name == "direct" {
+					cpu = 0
+				}
 				c.CloseIdleConnections()
 				if err != nil {
 					return err
 				}
 				tr := transferResult{Target: t.name, Dir: dir, Round: r, Bytes: size, Seconds: d.Seconds(),
-					MBps: float64(size) / 1e6 / d.Seconds(), BaseKB: base, PeakKB: peak, GrowKB: peak - base, SHA256: want}
+					MBps: float64(size) / 1e6 / d.Seconds(), BaseKB: base, PeakKB: peak, GrowKB: peak - base, CPUms: cpu, SHA256: want}
 				rep.Transfers = append(rep.Transfers, tr)
-				logf("round %d %-8s %-8s %6.0f MB/s rss %d→%d KiB (+%d), sha256 ok", r, t.name, dir, tr.MBps, base, peak, tr.GrowKB)
+				logf("round %d %-8s %-8s %6.0f MB/s cpu %4.0f ms rss %d→%d KiB (+%d), sha256 ok", r, t.name, dir, tr.MBps, tr.CPUms, base, peak, tr.GrowKB)
 			}
 		}
 	}
@@ -376,6 +389,22 @@ func full(ctx context.Context, e *env, ts []*target, o options) error {
 	fmt.Println(md)
 	logf("done in %.0fs: %s/results.md, results.json, plot.png, raw.log", rep.Seconds, o.out)
 	return nil
+}
+
+// rerender writes results.md and plot.png into out from a saved results.json.
+func rerender(path, out string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "results.md"), []byte(markdown(&rep)), 0o644); err != nil {
+		return err
+	}
+	return plot(&rep, filepath.Join(out, "plot.png"))
 }
 
 // holdOne restarts t, warms it, holds n /sync requests and reads the tree's RSS.

@@ -106,6 +106,13 @@ func plot(rep *report, path string) error {
 		}
 		panels = append(panels, p)
 	}
+	cpuPanel := panel{title: "proxy CPU us per GET (lower = better)", unit: " us"}
+	for _, t := range rep.Targets {
+		if x, ok := c[t+"/get"]; ok && x.cpu > 0 {
+			cpuPanel.bars = append(cpuPanel.bars, bar{t, x.cpu})
+		}
+	}
+	panels = append(panels, cpuPanel)
 	maxN := 0
 	for _, h := range rep.Holds {
 		if h.N > maxN {

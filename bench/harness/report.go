@@ -100,8 +100,8 @@ func markdown(rep *report) string {
 	}
 
 	b.WriteString("\n### 100 MiB upload and download (medians; RSS growth = peak of the tree during the transfer − before)\n\n")
-	b.WriteString("| target | direction | MB/s | × direct | × nginx | RSS growth MiB (median) | (max) | sha256 |\n|---|---|--:|--:|--:|--:|--:|---|\n")
-	type tacc struct{ mbps, grow []float64 }
+	b.WriteString("| target | direction | MB/s | × direct | × nginx | proxy CPU ms | CPU × nginx | RSS growth MiB (median) | (max) | sha256 |\n|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	type tacc struct{ mbps, grow, cpu []float64 }
 	tm := map[string]*tacc{}
 	for _, t := range rep.Transfers {
 		k := t.Target + "/" + t.Dir
@@ -110,14 +110,16 @@ func markdown(rep *report) string {
 		}
 		tm[k].mbps = append(tm[k].mbps, t.MBps)
 		tm[k].grow = append(tm[k].grow, float64(t.GrowKB)/1024)
+		tm[k].cpu = append(tm[k].cpu, t.CPUms)
 	}
 	for _, dir := range []string{"upload", "download"} {
-		dm, nm := 0.0, 0.0
+		dm, nm, nc := 0.0, 0.0, 0.0
 		if a := tm["direct/"+dir]; a != nil {
 			dm = median(a.mbps)
 		}
 		if a := tm["nginx/"+dir]; a != nil {
 			nm = median(a.mbps)
+			nc = median(a.cpu)
 		}
 		for _, t := range rep.Targets {
 			a := tm[t+"/"+dir]
@@ -126,8 +128,12 @@ func markdown(rep *report) string {
 			}
 			g := append([]float64(nil), a.grow...)
 			sort.Float64s(g)
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %.1f | %.1f | verified ×%d |\n", t, dir, median(a.mbps),
-				ratio(median(a.mbps), dm), ratio(median(a.mbps), nm), median(a.grow), g[len(g)-1], len(a.mbps))
+			cpu := "–"
+			if c := median(a.cpu); c > 0 {
+				cpu = fmt.Sprintf("%.0f", c)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %.1f | %.1f | verified ×%d |\n", t, dir, median(a.mbps),
+				ratio(median(a.mbps), dm), ratio(median(a.mbps), nm), cpu, ratio(median(a.cpu), nc), median(a.grow), g[len(g)-1], len(a.mbps))
 		}
 	}
 	if len(rep.Notes) > 0 {
