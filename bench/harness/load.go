@@ -311,7 +311,12 @@ type holdResult struct {
 	BaseKB   int64   `json:"base_kb"`
 	HeldKB   int64   `json:"held_kb"`
 	PerConnB float64 `json:"per_conn_bytes"`
-	Note     string  `json:"note,omitempty"`
+	// CPUmsPerS is the tree's CPU time per second of wall time while the connections
+	// are held (timer or goroutine churn shows here).
+	CPUmsPerS float64 `json:"cpu_ms_per_s"`
+	// Kind is "sync" (held long-polls) or "idle" (keep-alive connections, no request).
+	Kind string `json:"kind"`
+	Note string `json:"note,omitempty"`
 }
 
 // holdSyncs opens n plain connections to addr, each with one GET
@@ -320,6 +325,17 @@ type holdResult struct {
 func holdSyncs(ctx context.Context, addr string, n, timeoutMS int) ([]net.Conn, error) {
 	req := []byte(fmt.Sprintf("GET /_matrix/client/v3/sync?timeout=%d&since=s0 HTTP/1.1\r\nHost: bench.local\r\n"+
 		"Authorization: Bearer syt_YmVuY2g_benchbenchbenchbench_0AbCdE\r\nUser-Agent: mxedge-bench\r\n\r\n", timeoutMS))
+	return openConns(ctx, addr, n, req, false)
+}
+
+// idleConns opens n keep-alive connections to addr, each after one answered GET
+// /versions, and leaves them idle.
+func idleConns(ctx context.Context, addr string, n int) ([]net.Conn, error) {
+	req := []byte("GET /_matrix/client/versions HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: mxedge-bench\r\n\r\n")
+	return openConns(ctx, addr, n, req, true)
+}
+
+func openConns(ctx context.Context, addr string, n int, req []byte, answer bool) ([]net.Conn, error) {
 	conns := make([]net.Conn, n)
 	var first atomic.Value
 	sem := make(chan struct{}, 64)
@@ -339,6 +355,23 @@ func holdSyncs(ctx context.Context, addr string, n, timeoutMS int) ([]net.Conn, 
 				first.CompareAndSwap(nil, err)
 				c.Close()
 				return
+			}
+			if answer {
+				c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				res, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err == nil {
+					_, err = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if err == nil && res.StatusCode != 200 {
+						err = fmt.Errorf("status %d", res.StatusCode)
+					}
+				}
+				if err != nil {
+					first.CompareAndSwap(nil, err)
+					c.Close()
+					return
+				}
+				c.SetReadDeadline(time.Time{})
 			}
 			conns[i] = c
 		}(i)

@@ -370,8 +370,25 @@ func full(ctx context.Context, e *env, ts []*target, o options) error {
 			}
 			if h.HeldKB > 0 {
 				rep.Holds = append(rep.Holds, h)
-				logf("hold %-8s n=%d rss %d→%d KiB: %.1f KB per held /sync %s", t.name, n, h.BaseKB, h.HeldKB, h.PerConnB/1000, h.Note)
+				logf("hold %-8s n=%d rss %d→%d KiB: %.1f KB per held /sync, cpu %.1f ms/s %s", t.name, n, h.BaseKB, h.HeldKB, h.PerConnB/1000, h.CPUmsPerS, h.Note)
 			}
+		}
+	}
+	// Idle keep-alive connections: memory and CPU at rest.
+	if len(o.holds) > 0 {
+		n := o.holds[len(o.holds)-1]
+		for _, t := range ts {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			h, err := idleOne(ctx, e, t, n)
+			if err != nil {
+				logf("WARN %s idle %d: %v", t.name, n, err)
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s with %d idle connections: %v", t.name, n, err))
+				continue
+			}
+			rep.Holds = append(rep.Holds, h)
+			logf("idle %-8s n=%d rss %d→%d KiB: %.1f KB per idle connection, cpu %.1f ms/s", t.name, n, h.BaseKB, h.HeldKB, h.PerConnB/1000, h.CPUmsPerS)
 		}
 	}
 	rep.Seconds = time.Since(start).Seconds()
@@ -409,7 +426,7 @@ func rerender(path, out string) error {
 
 // holdOne restarts t, warms it, holds n /sync requests and reads the tree's RSS.
 func holdOne(ctx context.Context, e *env, t *target, n int) (holdResult, error) {
-	h := holdResult{Target: t.name, N: n}
+	h := holdResult{Target: t.name, N: n, Kind: "sync"}
 	// 28,232 ephemeral ports per destination: wait until the last run's leave room.
 	waitTimeWait(28000-n-2000, t.up, mustPort(t.plain))
 	if err := e.restart(t); err != nil {
@@ -432,16 +449,46 @@ func holdOne(ctx context.Context, e *env, t *target, n int) (holdResult, error) 
 			return h, err
 		}
 	}
-	// Read the peak over a short window once all are held.
+	// Read the peak over a short window once all are held, and the CPU they cost.
 	smp := sampleRSS(pid, 20*time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
 	h.HeldKB = smp.stop()
+	h.CPUmsPerS = cpuPerSecond(pid, 3*time.Second)
 	held := got
 	if held <= 0 {
 		held = n
 	}
 	h.PerConnB = float64(h.HeldKB-h.BaseKB) * 1024 / float64(held)
 	return h, err
+}
+
+// cpuPerSecond is the CPU time (ms) pid's tree uses per second over d.
+func cpuPerSecond(pid int, d time.Duration) float64 {
+	c0 := treeCPUTicks(pid)
+	time.Sleep(d)
+	return float64(treeCPUTicks(pid)-c0) * 10 / d.Seconds()
+}
+
+// idleOne restarts t, opens n keep-alive connections that each had one answered
+// request, and reads the tree's RSS and CPU while they sit idle.
+func idleOne(ctx context.Context, e *env, t *target, n int) (holdResult, error) {
+	h := holdResult{Target: t.name, N: n, Kind: "idle"}
+	waitTimeWait(28000-n-2000, t.up, mustPort(t.plain))
+	if err := e.restart(t); err != nil {
+		return h, err
+	}
+	pid := e.pid(t)
+	h.BaseKB = treeRSS(pid)
+	conns, err := idleConns(ctx, t.plain, n)
+	if err != nil {
+		return h, fmt.Errorf("opening %d idle connections: %w", n, err)
+	}
+	defer closeAll(conns)
+	time.Sleep(500 * time.Millisecond) // let the upstream connections settle
+	h.HeldKB = treeRSS(pid)
+	h.PerConnB = float64(h.HeldKB-h.BaseKB) * 1024 / float64(n)
+	h.CPUmsPerS = cpuPerSecond(pid, 3*time.Second)
+	return h, nil
 }
 
 // restart starts t afresh (the upstream itself for direct) and warms it with 200

@@ -115,14 +115,14 @@ func plot(rep *report, path string) error {
 	panels = append(panels, cpuPanel)
 	maxN := 0
 	for _, h := range rep.Holds {
-		if h.N > maxN {
+		if kind(h) == "sync" && h.N > maxN {
 			maxN = h.N
 		}
 	}
 	for _, n := range []int{2000, maxN} {
 		p := panel{title: fmt.Sprintf("KB per held /sync (N=%d)", n), unit: " KB"}
 		for _, h := range rep.Holds {
-			if h.N == n {
+			if h.N == n && kind(h) == "sync" {
 				p.bars = append(p.bars, bar{h.Target, h.PerConnB / 1000})
 			}
 		}

@@ -87,16 +87,16 @@ func markdown(rep *report) string {
 	}
 	b.WriteString("\nFor get-h2, h2load reports no percentiles: the p50 column holds its mean request time.\n")
 
-	b.WriteString("\n### Memory per held /sync long-poll (RSS of the whole process tree)\n\n")
-	b.WriteString("| target | held | RSS before MiB | RSS held MiB | KB per held /sync | × nginx | × caddy | note |\n|---|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("\n### Memory per held /sync long-poll and per idle keep-alive connection (RSS of the whole process tree)\n\n")
+	b.WriteString("| target | kind | connections | RSS before MiB | RSS after MiB | KB per connection | × nginx | × caddy | CPU ms/s while held | note |\n|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	per := map[string]float64{}
 	for _, h := range rep.Holds {
-		per[fmt.Sprintf("%s/%d", h.Target, h.N)] = h.PerConnB
+		per[fmt.Sprintf("%s/%s/%d", h.Target, kind(h), h.N)] = h.PerConnB
 	}
 	for _, h := range rep.Holds {
-		fmt.Fprintf(&b, "| %s | %d | %.1f | %.1f | %.1f | %s | %s | %s |\n", h.Target, h.N, float64(h.BaseKB)/1024,
-			float64(h.HeldKB)/1024, h.PerConnB/1000, ratio(h.PerConnB, per[fmt.Sprintf("nginx/%d", h.N)]),
-			ratio(h.PerConnB, per[fmt.Sprintf("caddy/%d", h.N)]), h.Note)
+		fmt.Fprintf(&b, "| %s | %s | %d | %.1f | %.1f | %.1f | %s | %s | %.1f | %s |\n", h.Target, kind(h), h.N, float64(h.BaseKB)/1024,
+			float64(h.HeldKB)/1024, h.PerConnB/1000, ratio(h.PerConnB, per[fmt.Sprintf("nginx/%s/%d", kind(h), h.N)]),
+			ratio(h.PerConnB, per[fmt.Sprintf("caddy/%s/%d", kind(h), h.N)]), h.CPUmsPerS, h.Note)
 	}
 
 	b.WriteString("\n### 100 MiB upload and download (medians; RSS growth = peak of the tree during the transfer − before)\n\n")
@@ -152,4 +152,12 @@ func markdown(rep *report) string {
 		fmt.Fprintf(&b, "- %s: %s\n", k, rep.Versions[k])
 	}
 	return b.String()
+}
+
+// kind names a hold; results from before idle connections were measured have none.
+func kind(h holdResult) string {
+	if h.Kind == "" {
+		return "sync"
+	}
+	return h.Kind
 }
