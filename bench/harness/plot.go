@@ -131,6 +131,16 @@ func plot(rep *report, path string) error {
 			break
 		}
 	}
+	idle := panel{title: "KB per idle keep-alive connection", unit: " KB"}
+	for _, h := range rep.Holds {
+		if kind(h) == "idle" {
+			idle.title = fmt.Sprintf("KB per idle keep-alive conn (N=%d)", h.N)
+			idle.bars = append(idle.bars, bar{h.Target, h.PerConnB / 1000})
+		}
+	}
+	if len(idle.bars) > 0 {
+		panels = append(panels, idle)
+	}
 	const w, pw, ph, scale = 1240, 600, 230, 2
 	rows := (len(panels) + 1) / 2
 	img := canvas{image.NewRGBA(image.Rect(0, 0, w, rows*ph+50))}
