@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -500,5 +499,3 @@ func download(c *http.Client, t *target, n int64, want string) (string, time.Dur
 	}
 	return got, d, nil
 }
-
-var _ = bytes.MinRead
