@@ -263,13 +263,19 @@ func (m *Manager) TLSConfig() *tls.Config {
 	}
 }
 
+// getCertificate picks the certificate for a handshake. In mode files there
+// is one certificate and it is served whatever the SNI (as nginx and HAProxy
+// serve their default certificate: clients that send an IP literal or a name
+// the file covers but tls.domains does not list still connect). In mode acme a
+// name outside tls.domains is refused in the handshake and never reaches
+// certmagic, so it can never cause an order.
 func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if m.mode == config.TLSModeFiles {
+		return m.file.Load().cert, nil
+	}
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	if name != "" && !m.served(name) {
 		return nil, fmt.Errorf("certs: no certificate for server name %q", name)
-	}
-	if m.mode == config.TLSModeFiles {
-		return m.file.Load().cert, nil
 	}
 	return m.magic.GetCertificate(hello)
 }
