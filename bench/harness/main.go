@@ -193,11 +193,11 @@ func smoke(e *env, ts []*target, o options) error {
 			logf("ok %-8s %-10s %6d requests, all checked", t.name, s.name, n)
 		}
 		// Long-polls: 200 held, counted at the upstream, then each answered 200.
-		conns, err := holdSyncs(context.Background(), t.plain, 200, 1500)
+		conns, err := holdSyncs(context.Background(), t.plain, 200, 3000)
 		if err != nil {
 			return fmt.Errorf("%s hold: %w", t.name, err)
 		}
-		_, herr := waitHeld(200, 5*time.Second)
+		_, herr := waitHeld(200, 10*time.Second)
 		rerr := readAllOK(conns, 10*time.Second)
 		closeAll(conns)
 		if herr != nil || rerr != nil {
