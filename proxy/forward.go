@@ -4,27 +4,24 @@ import (
 	"context"
 	"errors"
 	"io"
-	stdlog "log"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
-	"sync"
 	"syscall"
 	"time"
 )
 
-// forwarder carries requests to the homeserver with httputil.ReverseProxy and
-// Rewrite: the raw path and query byte-exact, Host preserved, forwarding
-// headers built from the one client address mxedge trusts, bodies streamed
-// both ways, Matrix JSON for every failure.
+// forwarder carries requests to the homeserver over mxedge's own HTTP/1.1
+// client (upstream.go): the raw path and query byte-exact, Host preserved,
+// forwarding headers built from the one client address mxedge trusts, bodies
+// streamed both ways, Matrix JSON for every failure.
 type forwarder struct {
-	target *url.URL
-	// plain serves long-polls and media downloads (no response-header
-	// timeout); timed serves the rest when upstream_response_header is set.
-	plain, timed *httputil.ReverseProxy
-	transports   []*http.Transport
-	log          logger
+	pool *upPool
+	// headerTimeout bounds the wait for the response head, except on
+	// long-polls and media downloads (0: none).
+	headerTimeout time.Duration
+	defaultHost   string // Host sent when the client sent none
+	log           logger
 }
 
 // logger is the part of the server the forwarder reports to.
@@ -32,41 +29,14 @@ type logger interface {
 	upstreamError(rq *request, kind string, err error)
 }
 
-// bufferPool hands ReverseProxy 32 KiB copy buffers.
-type bufferPool struct{ p sync.Pool }
-
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
-
-var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
-
 // newForwarder builds the forwarder for upstream (an http(s) URL, or a unix
 // socket path when socket is non-empty).
-func newForwarder(target *url.URL, socket string, headerTimeout time.Duration, log logger, errorLog *stdlog.Logger) *forwarder {
-	f := &forwarder{target: target, log: log}
-	mk := func(rht time.Duration) *httputil.ReverseProxy {
-		t := newTransport(socket, rht)
-		f.transports = append(f.transports, t)
-		return &httputil.ReverseProxy{
-			Rewrite:        f.rewrite,
-			Transport:      t,
-			BufferPool:     copyBuffers,
-			ModifyResponse: f.modifyResponse,
-			ErrorHandler:   f.errorHandler,
-			ErrorLog:       errorLog,
-		}
-	}
-	f.plain = mk(0)
-	f.timed = f.plain
-	if headerTimeout > 0 {
-		f.timed = mk(headerTimeout)
-	}
-	return f
+func newForwarder(target *url.URL, socket string, headerTimeout time.Duration, log logger) *forwarder {
+	return &forwarder{pool: newUpPool(target, socket), headerTimeout: headerTimeout, defaultHost: target.Host, log: log}
 }
 
-// newTransport is the upstream connection pool: sized for thousands of
-// concurrent long-polls, HTTP/1.1 keep-alive, no environment proxy, no
-// transparent compression (the bytes pass through as the homeserver sent them).
+// newTransport is an http.Transport to the upstream, for the readiness probe:
+// HTTP/1.1 keep-alive, no environment proxy, no transparent compression.
 func newTransport(socket string, responseHeaderTimeout time.Duration) *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
@@ -90,73 +60,243 @@ func newTransport(socket string, responseHeaderTimeout time.Duration) *http.Tran
 	return t
 }
 
-func (f *forwarder) close() {
-	for _, t := range f.transports {
-		t.CloseIdleConnections()
-	}
-}
+func (f *forwarder) close() { f.pool.close() }
 
-type ctxKey struct{}
-
-// forward sends the request upstream. The ReverseProxy sees our response
-// writer, so the error handler finds the request state through it.
+// forward sends the request upstream and copies the answer back.
 func (snap *snapshot) forward(w *responseWriter, r *http.Request, rq *request) {
-	// Matrix has no protocol switches: never let a client ask the upstream for
-	// one (ReverseProxy would re-add Upgrade after stripping hop-by-hop headers).
-	delete(r.Header, "Upgrade")
-	delete(r.Header, "Http2-Settings")
-	p := snap.fwd.timed
-	if rq.route.LongPoll {
-		p = snap.fwd.plain
-	}
 	rq.fwd = true
-	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rq))
-	p.ServeHTTP(w, r)
+	snap.fwd.serve(w, r, rq)
 }
 
-// rewrite builds the outbound request. ReverseProxy has already removed
-// hop-by-hop headers (and those named in Connection) and the client's
-// Forwarded/X-Forwarded-* headers.
-func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
-	rq := pr.In.Context().Value(ctxKey{}).(*request)
-	out := pr.Out
-	out.URL.Scheme = f.target.Scheme
-	out.URL.Host = f.target.Host
-	// Opaque makes the request line carry the raw path byte-exact: no
-	// re-escaping, no cleaning (federation signatures cover the raw URI).
-	out.URL.Opaque = rq.rawPath
-	out.URL.RawPath = ""
-	out.URL.RawQuery = rq.query
-	out.URL.ForceQuery = false
-	out.Host = pr.In.Host
-	h := out.Header
-	client := rq.client.String()
-	h["X-Forwarded-For"] = []string{client}
-	h["X-Real-Ip"] = []string{client}
-	h["X-Forwarded-Proto"] = rq.proto
-	if pr.In.Host != "" {
-		h["X-Forwarded-Host"] = []string{pr.In.Host}
+// serve is one exchange with the upstream. Before the response head, a
+// failure is answered by errorHandler; after it, a failed copy aborts the
+// client's response (panic http.ErrAbortHandler) so that a truncated answer
+// never looks complete. The connection goes back to the pool only when the
+// body was read to its end and the upstream allowed keep-alive.
+func (f *forwarder) serve(w *responseWriter, r *http.Request, rq *request) {
+	ctx := r.Context()
+	if err := ctx.Err(); err != nil {
+		f.errorHandler(w, r, err)
+		return
 	}
-	h["X-Request-Id"] = []string{rq.id}
+	timeout := f.headerTimeout
+	if rq.route.LongPoll {
+		timeout = 0
+	}
+	c, stop, head, hd, err := f.exchange(ctx, r, rq, timeout)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		f.errorHandler(w, r, err)
+		return
+	}
+	rq.upstream = time.Since(rq.start)
+	fillHeader(w.Header(), head, &hd)
+	br := bodyReader{c: c}
+	switch {
+	case r.Method == http.MethodHead || hd.status == http.StatusNoContent || hd.status == http.StatusNotModified:
+		br.mode = modeNone
+	case hd.chunked:
+		br.mode = modeChunked
+		c.chunkLeft, c.chunkState = 0, chunkSize
+	case hd.contentLength >= 0:
+		br.mode, br.remain = modeLength, hd.contentLength
+	default:
+		br.mode = modeClose
+	}
+	w.WriteHeader(hd.status)
+	copyErr := copyBody(w, &br)
+	reusable := copyErr == nil && !hd.close && br.mode != modeClose && c.r == c.w
+	if stop() && reusable {
+		c.releaseBuf()
+		f.pool.put(c)
+	} else {
+		c.close()
+	}
+	if copyErr != nil {
+		panic(http.ErrAbortHandler)
+	}
 }
 
-// modifyResponse records when the upstream answered.
-func (f *forwarder) modifyResponse(res *http.Response) error {
-	if rq, ok := res.Request.Context().Value(ctxKey{}).(*request); ok {
-		rq.upstream = time.Since(rq.start)
+// exchange sends the request and reads the final response head (1xx interim
+// answers are skipped; 101 is refused). The head lies in c's buffer until the
+// next read. A request is sent again, once, on a fresh connection when the
+// pooled connection it was given turned out dead and repeating it is safe:
+// nothing was written, or it is a bodiless GET, HEAD or OPTIONS that got no
+// byte back.
+func (f *forwarder) exchange(ctx context.Context, r *http.Request, rq *request, timeout time.Duration) (c *upConn, stop func() bool, head []byte, hd upHead, err error) {
+	var body io.Reader
+	cl := int64(0)
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		body, cl = r.Body, r.ContentLength
 	}
-	return nil
+	idempotent := body == nil && (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions)
+	wbp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(wbp) // not held while a long-poll waits: released before the head is read
+	s := reqSender{wb: *wbp, body: body, chunked: cl < 0, remain: cl}
+	pending, err := appendRequestHead(s.wb[:0], r, rq, f.defaultHost, cl)
+	if err != nil {
+		return nil, nil, nil, hd, err
+	}
+	for attempt := 0; ; attempt++ {
+		reused := false
+		if attempt == 0 {
+			c, reused, err = f.pool.get(ctx)
+		} else {
+			c, err = f.pool.dial(ctx)
+		}
+		if err != nil {
+			return nil, nil, nil, hd, err
+		}
+		stop = context.AfterFunc(ctx, c.abortFn)
+		retry := false
+		rest, wrote, werr := s.send(c, pending)
+		switch {
+		case werr == nil:
+			if body == nil {
+				copyBufs.Put(wbp)
+				wbp = nil
+			}
+			head, hd, err = readFinalHead(c, timeout)
+			if err == nil {
+				return c, stop, head, hd, nil
+			}
+			// A dead pooled connection: nothing came back.
+			if retry = attempt == 0 && reused && idempotent && c.bufp == nil && !isTimeout(err); retry {
+				wbp = copyBufs.Get().(*[]byte)
+				s.wb = *wbp
+				pending, _ = appendRequestHead(s.wb[:0], r, rq, f.defaultHost, cl)
+			}
+		case s.bodyErr != nil || werr == errUpBodyTooLong:
+			err = werr // the client's body failed: the upstream request is aborted
+		default:
+			err = werr
+			if retry = attempt == 0 && reused && !wrote; retry {
+				pending = rest
+				break
+			}
+			if wrote {
+				// The upstream may have answered before taking the whole
+				// body (refusing it) and closed: pass that answer on.
+				if h, d, herr := readFinalHead(c, timeout); herr == nil {
+					d.close = true
+					return c, stop, h, d, nil
+				}
+			}
+		}
+		stop()
+		c.close()
+		if !retry || ctx.Err() != nil {
+			return nil, nil, nil, hd, err
+		}
+	}
+}
+
+// readFinalHead reads response heads until a final one, within timeout
+// (0: none) when set.
+func readFinalHead(c *upConn, timeout time.Duration) ([]byte, upHead, error) {
+	if timeout > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(timeout))
+	}
+	for {
+		head, hd, err := c.readHead()
+		switch {
+		case err != nil:
+			return nil, hd, err
+		case hd.status == http.StatusSwitchingProtocols:
+			return nil, hd, errUpSwitch
+		case hd.status >= 200:
+			if timeout > 0 {
+				c.nc.SetReadDeadline(time.Time{})
+			}
+			return head, hd, nil
+		}
+		// 1xx interim answers (100, 103) are read and dropped.
+	}
+}
+
+// readHead reads and parses one response head. With nothing buffered it
+// waits for the first byte in a one-byte array, and takes the pooled buffer
+// only when the answer starts: a held long-poll holds no buffer.
+func (c *upConn) readHead() ([]byte, upHead, error) {
+	if c.bufp == nil {
+		n, err := c.nc.Read(c.one[:])
+		if n == 0 {
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			return nil, upHead{}, err
+		}
+		c.takeBuf()
+		c.buf[0] = c.one[0]
+		c.w = 1
+	}
+	for {
+		if end := headEnd(c.buf[c.r:c.w]); end >= 0 {
+			head := c.buf[c.r : c.r+end]
+			c.r += end
+			hd, err := parseResponseHead(head)
+			return head, hd, err
+		}
+		if c.w-c.r >= upMaxHead {
+			return nil, upHead{}, errUpHeadTooLarge
+		}
+		if err := c.fill(upMaxHead); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, upHead{}, err
+		}
+	}
+}
+
+// copyBody copies the response body to the client: a body already in the
+// read buffer is written from there; otherwise through a pooled 32 KiB
+// buffer, flushing whenever the upstream pauses (streaming answers).
+func copyBody(w *responseWriter, br *bodyReader) error {
+	c := br.c
+	if br.mode == modeNone {
+		return nil
+	}
+	if br.mode == modeLength && int64(c.w-c.r) >= br.remain {
+		n := int(br.remain)
+		br.remain = 0
+		_, err := w.Write(c.buf[c.r : c.r+n])
+		c.r += n
+		return err
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		n, drained, err := br.read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if drained {
+			w.FlushError()
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // errorHandler answers when the upstream could not be reached or the request
 // could not be carried: the client's faults are 4xx, the upstream's 502/504,
 // always Matrix JSON. The cause is logged without the URL (it may hold tokens).
-func (f *forwarder) errorHandler(rw http.ResponseWriter, r *http.Request, err error) {
-	w, ok := rw.(*responseWriter)
-	if !ok {
-		writeError(rw, http.StatusBadGateway, errUnknown, "Upstream unavailable")
-		return
-	}
+func (f *forwarder) errorHandler(w *responseWriter, r *http.Request, err error) {
 	rq := w.rq
 	rq.upstream = time.Since(rq.start)
 	if rq.body != nil {

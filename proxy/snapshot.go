@@ -114,8 +114,7 @@ func (s *Server) compile(cfg *config.Config) (*snapshot, error) {
 		old.cfg.Timeouts.UpstreamResponseHeader == cfg.Timeouts.UpstreamResponseHeader {
 		snap.fwd = old.fwd
 	} else {
-		snap.fwd = newForwarder(cfg.UpstreamURL(), cfg.UpstreamSocket(), cfg.Timeouts.UpstreamResponseHeader.D(), s,
-			slog.NewLogLogger(s.log.Handler(), slog.LevelDebug))
+		snap.fwd = newForwarder(cfg.UpstreamURL(), cfg.UpstreamSocket(), cfg.Timeouts.UpstreamResponseHeader.D(), s)
 	}
 	return snap, nil
 }
