@@ -132,8 +132,14 @@ func (f *forwarder) exchange(ctx context.Context, r *http.Request, rq *request, 
 		body, cl = r.Body, r.ContentLength
 	}
 	idempotent := body == nil && (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions)
+	// The buffer is not held while a long-poll waits: a bodiless request
+	// gives it back before reading the head.
 	wbp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(wbp) // not held while a long-poll waits: released before the head is read
+	defer func() {
+		if wbp != nil {
+			copyBufs.Put(wbp)
+		}
+	}()
 	s := reqSender{wb: *wbp, body: body, chunked: cl < 0, remain: cl}
 	pending, err := appendRequestHead(s.wb[:0], r, rq, f.defaultHost, cl)
 	if err != nil {

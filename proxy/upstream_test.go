@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,6 +299,63 @@ func TestUpstreamConnectionReuse(t *testing.T) {
 	}
 	if got := up.accepts.Load(); got != 1 {
 		t.Errorf("50 sequential requests opened %d upstream connections, want 1", got)
+	}
+}
+
+// Many concurrent exchanges, each with its own path, body and answer: any
+// buffer shared by two of them shows up as a mixed-up request or answer.
+func TestUpstreamConcurrentExchanges(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Query().Get("chunked") == "" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(r.RequestURI)+len(b)))
+		}
+		io.WriteString(w, r.RequestURI)
+		w.Write(b)
+	}))
+	defer hs.Close()
+	e, _ := newEdgeTo(t, hs.URL, "")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				uri := fmt.Sprintf("/_matrix/client/v3/rooms/%%21r%d%%3Ax/send/m.room.message/t%d", g, i)
+				var body io.Reader
+				method, want := "GET", uri
+				if i%3 == 1 {
+					uri += "?chunked=1"
+					want = uri
+				}
+				if i%2 == 1 {
+					method = "PUT"
+					payload := strings.Repeat(fmt.Sprintf("<%d.%d>", g, i), 1+i*50)
+					body, want = strings.NewReader(payload), want+payload
+				}
+				req, _ := http.NewRequest(method, e.URL+uri, body)
+				res, err := client.Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				b, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err != nil || string(b) != want {
+					errs <- fmt.Sprintf("%s %s: got %d bytes %.80q, want %.80q (%v)", method, uri, len(b), b, want, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
 
