@@ -164,12 +164,12 @@ func (f *forwarder) exchange(ctx context.Context, r *http.Request, rq *request, 
 				copyBufs.Put(wbp)
 				wbp = nil
 			}
-			head, hd, err = readFinalHead(c, timeout)
+			head, hd, err = readFinalHead(c, timeout, rq.route.LongPoll)
 			if err == nil {
 				return c, stop, head, hd, nil
 			}
 			// A dead pooled connection: nothing came back.
-			if retry = attempt == 0 && reused && idempotent && c.bufp == nil && !isTimeout(err); retry {
+			if retry = attempt == 0 && reused && idempotent && c.w == 0 && !isTimeout(err); retry {
 				wbp = copyBufs.Get().(*[]byte)
 				s.wb = *wbp
 				pending, _ = appendRequestHead(s.wb[:0], r, rq, f.defaultHost, cl)
@@ -185,7 +185,7 @@ func (f *forwarder) exchange(ctx context.Context, r *http.Request, rq *request, 
 			if wrote {
 				// The upstream may have answered before taking the whole
 				// body (refusing it) and closed: pass that answer on.
-				if h, d, herr := readFinalHead(c, timeout); herr == nil {
+				if h, d, herr := readFinalHead(c, timeout, false); herr == nil {
 					d.close = true
 					return c, stop, h, d, nil
 				}
@@ -200,10 +200,15 @@ func (f *forwarder) exchange(ctx context.Context, r *http.Request, rq *request, 
 }
 
 // readFinalHead reads response heads until a final one, within timeout
-// (0: none) when set.
-func readFinalHead(c *upConn, timeout time.Duration) ([]byte, upHead, error) {
+// (0: none) when set. A long-poll waits for the first byte without holding a
+// buffer; other requests read straight into the pooled buffer (one read
+// fewer).
+func readFinalHead(c *upConn, timeout time.Duration, longPoll bool) ([]byte, upHead, error) {
 	if timeout > 0 {
 		c.nc.SetReadDeadline(time.Now().Add(timeout))
+	}
+	if !longPoll {
+		c.takeBuf()
 	}
 	for {
 		head, hd, err := c.readHead()
