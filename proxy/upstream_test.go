@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -664,4 +665,42 @@ func FuzzParseResponseHead(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTLSUpstream(t *testing.T) {
+	var conns atomic.Int64
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"tls":true}`)
+	}))
+	hs.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	hs.StartTLS()
+	defer hs.Close()
+	front, srv := newEdgeTo(t, hs.URL, "")
+	pool := srv.snap.Load().fwd.pool
+	roots := x509.NewCertPool()
+	roots.AddCert(hs.Certificate())
+	pool.tlsConfig.RootCAs = roots // the test server's own CA
+	for i := range 3 {
+		status, _, body, err := fetch(t, front, "GET", "/_matrix/client/versions")
+		if err != nil || status != 200 || body != `{"tls":true}` {
+			t.Fatalf("request %d: %d %q %v", i, status, body, err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d TLS connections for 3 requests, want 1", n)
+	}
+	// An upstream certificate nobody vouches for is refused: 502.
+	pool.tlsConfig.RootCAs = x509.NewCertPool()
+	pool.close()
+	front2, srv2 := newEdgeTo(t, hs.URL, "")
+	srv2.snap.Load().fwd.pool.tlsConfig.RootCAs = x509.NewCertPool()
+	if status, _, _, _ := fetch(t, front2, "GET", "/_matrix/client/versions"); status != 502 {
+		t.Errorf("untrusted upstream certificate: status %d, want 502", status)
+	}
 }
