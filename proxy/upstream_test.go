@@ -704,3 +704,44 @@ func TestTLSUpstream(t *testing.T) {
 		t.Errorf("untrusted upstream certificate: status %d, want 502", status)
 	}
 }
+
+var benchHead = []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 722\r\n" +
+	"Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n" +
+	"Access-Control-Allow-Headers: X-Requested-With, Content-Type, Authorization, Date\r\n" +
+	"Access-Control-Expose-Headers: Synapse-Trace-Id, Server\r\nDate: Fri, 27 Nov 2026 09:00:00 GMT\r\n\r\n")
+
+// BenchmarkParseResponseHead is the strict head check: no allocation.
+func BenchmarkParseResponseHead(b *testing.B) {
+	buf := make([]byte, len(benchHead))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, benchHead)
+		if _, err := parseResponseHead(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFillHeader copies a parsed head into a header map: two
+// allocations, one string for the whole head and one slab of values.
+func BenchmarkFillHeader(b *testing.B) {
+	buf := append([]byte(nil), benchHead...)
+	hd, err := parseResponseHead(buf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		fillHeader(make(http.Header, 8), buf, &hd)
+	}
+}
+
+func TestParseResponseHeadAllocs(t *testing.T) {
+	buf := make([]byte, len(benchHead))
+	if n := testing.AllocsPerRun(100, func() {
+		copy(buf, benchHead)
+		parseResponseHead(buf)
+	}); n != 0 {
+		t.Errorf("parseResponseHead: %v allocs, want 0", n)
+	}
+}
