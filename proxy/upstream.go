@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"net/url"
@@ -340,20 +341,32 @@ func skipRequestHeader(k string) bool {
 // namedIn reports whether one of the comma-separated tokens of the
 // Connection header values conn is k (case-insensitively).
 func namedIn(conn []string, k string) bool {
-	for _, v := range conn {
-		for v != "" {
-			var tok string
-			if i := indexByteString(v, ','); i >= 0 {
-				tok, v = v[:i], v[i+1:]
-			} else {
-				tok, v = v, ""
-			}
-			if equalFoldASCII(trimOWS(tok), k) {
-				return true
-			}
+	for tok := range listTokens(conn) {
+		if equalFoldASCII(tok, k) {
+			return true
 		}
 	}
 	return false
+}
+
+// listTokens yields the trimmed, non-empty elements of comma-separated
+// header values (the Connection header's list of names).
+func listTokens(vals []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range vals {
+			for v != "" {
+				var tok string
+				if i := indexByteString(v, ','); i >= 0 {
+					tok, v = v[:i], v[i+1:]
+				} else {
+					tok, v = v, ""
+				}
+				if tok = trimOWS(tok); tok != "" && !yield(tok) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // appendRequestHead appends the request line and headers sent upstream: the
@@ -700,18 +713,8 @@ func fillHeader(dst http.Header, head []byte, h *upHead) {
 		dst[k] = slab[i : i+1 : i+1]
 	}
 	if h.connTokens {
-		for _, v := range conn {
-			for v != "" {
-				var tok string
-				if i := indexByteString(v, ','); i >= 0 {
-					tok, v = v[:i], v[i+1:]
-				} else {
-					tok, v = v, ""
-				}
-				if tok = trimOWS(tok); tok != "" {
-					delete(dst, http.CanonicalHeaderKey(tok))
-				}
-			}
+		for tok := range listTokens(conn) {
+			delete(dst, http.CanonicalHeaderKey(tok))
 		}
 	}
 }
