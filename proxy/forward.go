@@ -35,31 +35,6 @@ func newForwarder(target *url.URL, socket string, headerTimeout time.Duration, l
 	return &forwarder{pool: newUpPool(target, socket), headerTimeout: headerTimeout, defaultHost: target.Host, log: log}
 }
 
-// newTransport is an http.Transport to the upstream, for the readiness probe:
-// HTTP/1.1 keep-alive, no environment proxy, no transparent compression.
-func newTransport(socket string, responseHeaderTimeout time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	t := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           d.DialContext,
-		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   1024,
-		MaxConnsPerHost:       0,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: responseHeaderTimeout,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-	}
-	if socket != "" {
-		t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, "unix", socket)
-		}
-	}
-	return t
-}
-
 func (f *forwarder) close() { f.pool.close() }
 
 // forward sends the request upstream and copies the answer back.
