@@ -117,6 +117,16 @@ func checkUpstream(p *problems, s string) (*url.URL, string) {
 		p.add(key, "must be an http:// or https:// URL or unix:/path/to.sock, got %q", s)
 		return nil, ""
 	}
+	if !checkHTTPURLParts(p, key, s, u) {
+		return nil, ""
+	}
+	return u, ""
+}
+
+// checkHTTPURLParts reports at key the first problem of u, an http(s) URL
+// parsed from s: no host, user info, a query or fragment, a bad port. It
+// returns whether u has none.
+func checkHTTPURLParts(p *problems, key, s string, u *url.URL) bool {
 	switch {
 	case u.Host == "" || u.Hostname() == "":
 		p.add(key, "must have a host, got %q", s)
@@ -127,9 +137,9 @@ func checkUpstream(p *problems, s string) (*url.URL, string) {
 	case !validPort(u.Port(), true):
 		p.add(key, "port must be a number in 1-65535, got %q", u.Port())
 	default:
-		return u, ""
+		return true
 	}
-	return nil, ""
+	return false
 }
 
 // checkPublicBaseURL validates public_baseurl (or its default from
@@ -144,27 +154,20 @@ func (c *Config) checkPublicBaseURL(p *problems) *url.URL {
 		s = DefaultPublicBaseURL(c.ServerName)
 	}
 	u, err := url.Parse(s)
-	switch {
-	case err != nil || (u.Scheme != "https" && u.Scheme != "http"):
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
 		p.add(key, "must be an absolute http(s) URL, got %q", s)
-	case u.Host == "" || u.Hostname() == "":
-		p.add(key, "must have a host, got %q", s)
-	case u.User != nil:
-		p.add(key, "must not hold user info")
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		p.add(key, "must not hold a query or fragment, got %q", s)
-	case !validPort(u.Port(), true):
-		p.add(key, "port must be a number in 1-65535, got %q", u.Port())
-	default:
-		if !strings.HasSuffix(u.Path, "/") {
-			u.Path += "/"
-			if u.RawPath != "" {
-				u.RawPath += "/"
-			}
-		}
-		return u
+		return nil
 	}
-	return nil
+	if !checkHTTPURLParts(p, key, s, u) {
+		return nil
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+		if u.RawPath != "" {
+			u.RawPath += "/"
+		}
+	}
+	return u
 }
 
 // validPort accepts a decimal port in 1-65535, and "" when emptyOK.
