@@ -97,6 +97,12 @@ type AdminAPI struct {
 type Forward struct {
 	// ExtraPrefixes are path prefixes also forwarded (e.g. "/" for a server's own pages). Default none.
 	ExtraPrefixes []string `yaml:"extra_prefixes"`
+	// AllowUnderscoresInHeaders forwards request header names containing '_'
+	// (nginx's underscores_in_headers). Default false: they are dropped, since
+	// servers that read '_' as '-' would see them as other headers. Even when
+	// true, a name that reads as a header mxedge sets or strips
+	// (X_Forwarded_For, Transfer_Encoding) is dropped.
+	AllowUnderscoresInHeaders bool `yaml:"allow_underscores_in_headers"`
 }
 
 // Limits bounds request sizes. Sizes accept K, M, G suffixes (1024-based, as Synapse reads them).
@@ -124,6 +130,11 @@ type Timeouts struct {
 	WriteIdle Duration `yaml:"write_idle"`
 	// Shutdown bounds the drain of in-flight requests on SIGTERM. Default 60s.
 	Shutdown Duration `yaml:"shutdown"`
+	// UpstreamIdle is how long an idle upstream connection is kept for reuse.
+	// Default 30s: below the keep-alive of common upstreams (nginx 75s), so
+	// that mxedge, not the upstream, closes it. Set it below the upstream's
+	// own keep-alive timeout (Node.js and Apache: 5s).
+	UpstreamIdle Duration `yaml:"upstream_idle"`
 }
 
 // Log selects logging.

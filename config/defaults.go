@@ -21,6 +21,7 @@ const (
 	DefaultReadBodyIdleTimeout           = Duration(60 * time.Second)
 	DefaultWriteIdleTimeout              = Duration(60 * time.Second)
 	DefaultShutdownTimeout               = Duration(60 * time.Second)
+	DefaultUpstreamIdleTimeout           = Duration(30 * time.Second)
 
 	DefaultLogLevel  = "info"
 	DefaultLogFormat = "json"
@@ -60,6 +61,7 @@ func Defaults() *Config {
 			ReadBodyIdle:           DefaultReadBodyIdleTimeout,
 			WriteIdle:              DefaultWriteIdleTimeout,
 			Shutdown:               DefaultShutdownTimeout,
+			UpstreamIdle:           DefaultUpstreamIdleTimeout,
 		},
 		Log: Log{Level: DefaultLogLevel, Format: DefaultLogFormat, Access: DefaultLogAccess},
 	}

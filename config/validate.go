@@ -336,6 +336,7 @@ func (c *Config) checkTimeouts(p *problems) {
 		{"timeouts.read_body_idle", t.ReadBodyIdle},
 		{"timeouts.write_idle", t.WriteIdle},
 		{"timeouts.shutdown", t.Shutdown},
+		{"timeouts.upstream_idle", t.UpstreamIdle},
 	} {
 		if d.v < 0 {
 			p.add(d.key, "must be >= 0 (0 = none), got %s", d.v.D())

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/mxedge/mxedge/h1"
 )
 
 // ClientAddr returns the address mxedge trusts as the client, and the scheme a
@@ -83,7 +85,7 @@ func fwdProto(h http.Header) string {
 	if i := strings.LastIndexByte(v, ','); i >= 0 {
 		v = v[i+1:]
 	}
-	return fwdProtoValue(fwdTrim(v))
+	return fwdProtoValue(h1.TrimOWS(v))
 }
 
 func fwdProtoValue(v string) string {
@@ -104,7 +106,7 @@ func fwdFromXFF(peer netip.Addr, lines []string, trusted []netip.Prefix) (client
 		s := lines[li]
 		for {
 			j := strings.LastIndexByte(s, ',')
-			entry := fwdTrim(s[j+1:])
+			entry := h1.TrimOWS(s[j+1:])
 			if entry != "" {
 				a, ok := fwdParseXFFNode(entry)
 				switch {
@@ -173,16 +175,6 @@ func fwdPort(s string) bool {
 	return n <= 65535
 }
 
-func fwdTrim(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
 // fwdElement is one Forwarded element (one hop). for and proto are the raw
 // parameter values, unquoted; bad marks a syntax error in the element.
 type fwdElement struct {
@@ -203,7 +195,7 @@ func fwdParse(elems []fwdElement, lines []string) []fwdElement {
 			i = fwdSkipOWS(s, i)
 			// forwarded-pair = token "=" value
 			k := i
-			for i < len(s) && fwdTchar(s[i]) {
+			for i < len(s) && h1.IsTokenByte(s[i]) {
 				i++
 			}
 			if key := s[k:i]; key != "" {
@@ -274,7 +266,7 @@ func fwdValue(s string, i int) (val string, next int, ok bool) {
 		return s[start:], len(s), false // unterminated
 	}
 	start := i
-	for i < len(s) && fwdTchar(s[i]) {
+	for i < len(s) && h1.IsTokenByte(s[i]) {
 		i++
 	}
 	return s[start:i], i, i > start
@@ -300,15 +292,6 @@ func fwdSkipOWS(s string, i int) int {
 		i++
 	}
 	return i
-}
-
-// fwdTchar reports whether c is an RFC 9110 tchar.
-func fwdTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // fwdFromForwarded walks the elements from the right.

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"unicode/utf8"
+
+	"github.com/mxedge/mxedge/h1"
 )
 
 // Gate is the coarse security class of a request path: it decides whether a
@@ -95,6 +97,12 @@ const (
 // up to 512 bytes are checked without heap allocation. CheckPath is safe for
 // concurrent use.
 func CheckPath(raw string, extra []string) (g Gate, ok bool) {
+	return checkPath(raw, extra, nil)
+}
+
+// checkPath is CheckPath; with rc set, every view of a /_matrix/ path must
+// also classify like raw (see Classify).
+func checkPath(raw string, extra []string, rc *routeCheck) (g Gate, ok bool) {
 	plain, nonASCII, features, valid := pathScan(raw)
 	if !valid {
 		return GateRefused, false
@@ -108,7 +116,13 @@ func CheckPath(raw string, extra []string) (g Gate, ok bool) {
 		// equals raw.
 		return g, true
 	}
-	if !pathViewsAgree(raw, extra, g, nonASCII, features) {
+	if rc != nil && g == GateMatrix {
+		rc.want = Route{Gate: GateMatrix}
+		classifyMatrix(&rc.want, rc.method, raw, true)
+	} else {
+		rc = nil
+	}
+	if !pathViewsAgree(raw, extra, g, nonASCII, features, rc) {
 		return GateRefused, false
 	}
 	return g, true
@@ -120,7 +134,7 @@ func CheckPath(raw string, extra []string) (g Gate, ok bool) {
 // not pay for zeroing the stack buffers.
 //
 //go:noinline
-func pathViewsAgree(raw string, extra []string, g Gate, nonASCII bool, features int) bool {
+func pathViewsAgree(raw string, extra []string, g Gate, nonASCII bool, features int, rc *routeCheck) bool {
 	var (
 		stackBuf  [pathStackMax + 1]byte
 		stackSegs [pathStackMax/2 + 2]int32
@@ -136,7 +150,7 @@ func pathViewsAgree(raw string, extra []string, g Gate, nonASCII bool, features 
 	}
 	depth := pathGateDepth(g)
 	v, low := pathViewSegments(buf[:0], segs[:0], raw)
-	if low < depth || pathGate(v, extra, false) != g || pathGate(v, extra, true) != g {
+	if low < depth || pathGate(v, extra, false) != g || pathGate(v, extra, true) != g || (rc != nil && !rc.agrees(v)) {
 		return false
 	}
 	if features == 0 {
@@ -147,7 +161,7 @@ func pathViewsAgree(raw string, extra []string, g Gate, nonASCII bool, features 
 			continue // the path lacks a feature this view treats specially
 		}
 		v, low = pathViewLoose(buf[:0], segs[:0], raw, mask)
-		if low < depth || pathGate(v, extra, false) != g || pathGate(v, extra, true) != g {
+		if low < depth || pathGate(v, extra, false) != g || pathGate(v, extra, true) != g || (rc != nil && !rc.agrees(v)) {
 			return false
 		}
 	}
@@ -184,10 +198,10 @@ func pathScan(raw string) (plain, nonASCII bool, features int, ok bool) {
 			// in a request-target, and '?' starts the query the caller split off.
 			return false, false, 0, false
 		case c == '%':
-			if i+2 >= len(raw) || !pathIsHex(raw[i+1]) || !pathIsHex(raw[i+2]) {
+			if i+2 >= len(raw) || !h1.IsHex(raw[i+1]) || !h1.IsHex(raw[i+2]) {
 				return false, false, 0, false // malformed escape
 			}
-			switch v := pathUnhex(raw[i+1])<<4 | pathUnhex(raw[i+2]); {
+			switch v := unhexValid(raw[i+1])<<4 | unhexValid(raw[i+2]); {
 			case v < 0x20 || v == 0x7f:
 				return false, false, 0, false // %00, %0a, %0d, %7f...
 			case v >= 0x80:
@@ -230,7 +244,7 @@ func pathDecodeAll(dst []byte, raw string) []byte {
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
 		if c == '%' {
-			c = pathUnhex(raw[i+1])<<4 | pathUnhex(raw[i+2])
+			c = unhexValid(raw[i+1])<<4 | unhexValid(raw[i+2])
 			i += 2
 		}
 		dst = append(dst, c)
@@ -261,7 +275,7 @@ func pathViewSegments(out []byte, segs []int32, raw string) (_ []byte, low int) 
 				break
 			}
 			if c == '%' {
-				c = pathUnhex(raw[i])<<4 | pathUnhex(raw[i+1])
+				c = unhexValid(raw[i])<<4 | unhexValid(raw[i+1])
 				i += 2
 			}
 			out = append(out, c)
@@ -297,7 +311,7 @@ func pathViewLoose(out []byte, segs []int32, raw string, features int) (_ []byte
 			c := raw[i]
 			i++
 			if c == '%' {
-				c = pathUnhex(raw[i])<<4 | pathUnhex(raw[i+1])
+				c = unhexValid(raw[i])<<4 | unhexValid(raw[i+1])
 				i += 2
 			}
 			switch c {
@@ -448,7 +462,7 @@ func ValidQuery(raw string) bool {
 		case '&':
 			params++
 		case '%':
-			if i+2 >= len(raw) || !pathIsHex(raw[i+1]) || !pathIsHex(raw[i+2]) {
+			if i+2 >= len(raw) || !h1.IsHex(raw[i+1]) || !h1.IsHex(raw[i+2]) {
 				return false
 			}
 			i += 2
@@ -460,18 +474,8 @@ func ValidQuery(raw string) bool {
 // queryMaxParams is net/url's default limit on query parameters.
 const queryMaxParams = 10000
 
-func pathIsHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func pathUnhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10
-	}
-	return 0
+// unhexValid returns the value of c, a hex digit pathScan has validated.
+func unhexValid(c byte) byte {
+	v, _ := h1.Unhex(c)
+	return v
 }

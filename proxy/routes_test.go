@@ -114,8 +114,8 @@ func TestClassifyMatchesRateLimitTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gate, _ := CheckPath(c.Path, nil)
-		if got := classify(c.Method, c.Path, gate).Limits; got != want {
+		r, _ := Classify(c.Method, c.Path, nil)
+		if got := r.Limits; got != want {
 			t.Errorf("%s %s (%s): categories %v, want %v", c.Method, c.Path, c.Note, got, want)
 		}
 	}
@@ -130,8 +130,8 @@ func TestSegEq(t *testing.T) {
 		{"syn", "sync", false}, {"%7", "sync", false}, {"%zzync", "sync", false}, {"sync%", "sync", false},
 	}
 	for _, tt := range tests {
-		if got := segEq(tt.seg, tt.lit); got != tt.want {
-			t.Errorf("segEq(%q, %q) = %v, want %v", tt.seg, tt.lit, got, tt.want)
+		if got := segEqDecoded(tt.seg, tt.lit); got != tt.want {
+			t.Errorf("segEqDecoded(%q, %q) = %v, want %v", tt.seg, tt.lit, got, tt.want)
 		}
 	}
 }
@@ -146,7 +146,46 @@ func BenchmarkClassify(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		p := paths[i%len(paths)]
-		g, _ := CheckPath(p, nil)
-		classify("PUT", p, g)
+		Classify("PUT", p, nil)
+	}
+}
+
+// A path whose normalised views (dot segments resolved, ';' cut, '\\' as a
+// separator, escapes decoded) would get other rate-limit categories than the
+// raw path is refused: an upstream that normalises it must not see a login
+// the edge did not limit as one.
+func TestClassifyViewsMustAgree(t *testing.T) {
+	tests := []struct {
+		method, path string
+		wantOK       bool
+	}{
+		{"POST", "/_matrix/client/v3/./login", false},
+		{"POST", "/_matrix/client/v3/%2e/login", false},
+		{"POST", "/_matrix/client/v3/login;x", false},
+		{"POST", "/_matrix/client/v3/login%3Bx", false},
+		{"POST", "/_matrix/client/v3/x/../login", false},
+		{"POST", "/_matrix/client/v3/register/.", false},
+		{"POST", "/_matrix/client/v3//login", true}, // empty segments skipped: limited as a login
+		{"PUT", "/_matrix/client/v3/rooms/%21a%3Ab/./send/m.room.message/t1", false},
+		{"POST", "/_matrix/client/v3/createRoom/.", true}, // limited as createRoom either way
+		{"POST", "/_matrix/client/v3/x\\..\\login", false},
+		{"POST", "/_matrix/client/v3/x%5C..%5Clogin", false},
+		{"POST", "/_matrix/client/v3/login\\x", true},  // "login/x" is no login either
+		{"GET", "/_matrix/client/v3/./sync", true},     // the same long-poll either way
+		{"GET", "/_matrix/client/v3/./versions", true}, // no category either way
+		{"POST", "/_matrix/client/v3/login", true},
+		{"PUT", "/_matrix/client/v3/rooms/%21a%3Ab/send/m.room.message/t%2F1", true},
+		{"PUT", "/_matrix/client/v3/rooms/%21a%3Ab/state/m.type/a%2Fb", true},
+		{"POST", "/_matrix/client/v3/join/%23a%2Fb%3As", true},
+		{"GET", "/_matrix/client/v3/profile/%40a%2Fb%3As/displayname", true},
+	}
+	for _, tt := range tests {
+		r, ok := Classify(tt.method, tt.path, nil)
+		if ok != tt.wantOK {
+			t.Errorf("Classify(%s %q) ok = %v (route %+v), want %v", tt.method, tt.path, ok, r, tt.wantOK)
+		}
+		if !ok && (r.Gate != GateRefused || r.Limits != 0) {
+			t.Errorf("Classify(%s %q) refused with route %+v, want refused and no categories", tt.method, tt.path, r)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -9,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mxedge/mxedge/h1"
 	"github.com/mxedge/mxedge/ratelimit"
 )
 
@@ -54,7 +54,14 @@ var (
 	protoHTTPS = []string{"https"}
 )
 
-// request is the state of one request, shared by the stages below.
+// maxRequestLine bounds the request line mxedge forwards: Twisted (Synapse)
+// refuses lines over 16 KiB, so a longer target is answered 414 here rather
+// than forwarded to a certain error.
+const maxRequestLine = 16 << 10
+
+// request is one request's state, read by the stages below. Stages fill only
+// what later stages read; what became of the request is the outcome each
+// stage returns.
 type request struct {
 	snap      *snapshot
 	lst       *listener
@@ -62,41 +69,64 @@ type request struct {
 	peer      netip.Addr // socket peer
 	client    netip.Addr // the address mxedge trusts as the client
 	proto     []string   // X-Forwarded-Proto sent upstream
+	host      string     // the client's Host
 	id        string
 	origin    string
 	start     time.Time
-	upstream  time.Duration // time to the upstream's response header
 	rawPath   string
 	query     string
 	body      *body
-	fwd       bool   // handed to the forwarder
-	preflight bool   // answered by cors.Preflight, which sets the CORS headers itself
-	upKind    string // why the upstream failed, "" when it answered
+	preflight bool // answered by cors.Preflight, which sets the CORS headers itself
+	closeConn bool // answer with Connection: close (HTTP/1.x)
 	limit     ratelimit.Decision
 	w         responseWriter
 }
 
-// serve is the whole path of a request: classify → request id → metrics →
-// CORS/preflight → path and query checks → admin gate → size limits → rate
-// limit → local answers (well-known) → forward.
+// outcome is what became of a request beyond its status: whether it was
+// forwarded, how long the upstream took to answer, and why it failed. serve
+// logs and counts it once, in finish.
+type outcome struct {
+	forwarded bool
+	upstream  time.Duration // to the upstream's response head (or its failure)
+	fail      string        // failure kind (h1.Kind, failClient), "" when none
+	err       error         // the cause, logged, never sent to the client
+	abort     bool          // the response was cut: abort the client's connection
+}
+
+// serve is the whole path of a request: validate → classify → client address
+// → request id → metrics → preflight → refusals → body limits → rate limit →
+// local answers (well-known) → forward → finish (log, count, abort).
 func (s *Server) serve(rw http.ResponseWriter, r *http.Request, l *listener) {
 	snap := s.snap.Load()
-	rq := &request{snap: snap, lst: l, start: time.Now()}
+	rq := &request{snap: snap, lst: l, start: time.Now(), host: r.Host}
 	w := &rq.w
-	w.init(rw, rq)
-	defer s.finish(rq, r)
+	w.init(rw, r, rq)
+	var out outcome
+	defer s.finish(rq, r, &out)
+
+	// Method and target are checked before anything reads them: HTTP/2 lets
+	// spaces and tabs through in :method and :path, and a request line built
+	// from them would read differently upstream.
+	validLine := h1.ValidToken(r.Method) && h1.ValidTarget(r.RequestURI)
+	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		// HTTP/1.0: net/http drops a Transfer-Encoding there without a
+		// trace, so a chunked body could be read as a next request. RFC 9112
+		// §6.1 says to close after such a message; mxedge cannot tell which
+		// ones had it, so it closes after every HTTP/1.0 answer.
+		rq.closeConn = true
+	}
 
 	// Classify once.
 	rq.rawPath, rq.query = splitRequestURI(r)
-	gate, pathOK := CheckPath(rq.rawPath, snap.extraPrefixes)
-	rq.route = classify(r.Method, rq.rawPath, gate)
-	if !pathOK {
-		// Refused as ambiguous, but still answered with CORS where a browser expects it.
+	route, pathOK := Classify(r.Method, rq.rawPath, snap.extraPrefixes)
+	rq.route = route
+	if !pathOK || !validLine {
+		// Refused, but still answered with CORS where a browser expects it.
 		rq.route.CORS = strings.HasPrefix(rq.rawPath, "/_matrix/") || strings.HasPrefix(rq.rawPath, "/.well-known/matrix/")
 	}
 	if l.kind == ListenerFederation {
 		rq.route.CORS = false
-		if gate != GateFederation && !(gate == GateWellKnown && rq.rawPath == "/.well-known/matrix/server") {
+		if rq.route.Gate != GateFederation && !(rq.route.Gate == GateWellKnown && rq.rawPath == "/.well-known/matrix/server") {
 			rq.route.Class, rq.route.Gate = ClassRefused, GateRefused
 		}
 	}
@@ -116,6 +146,15 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, l *listener) {
 	rq.origin = headerValue(r.Header, "Origin")
 	s.obs.Begin(int(rq.route.Class))
 
+	switch {
+	case !validLine:
+		writeError(w, http.StatusBadRequest, errUnrecognized, "Malformed request line")
+		return
+	case len(r.Method)+len(r.RequestURI)+len(" HTTP/1.1")+1 > maxRequestLine:
+		rq.closeConn = true
+		writeError(w, http.StatusRequestURITooLong, errUnknown, "Request URI too long")
+		return
+	}
 	// Preflights are answered here and never forwarded.
 	if rq.route.CORS && r.Method == http.MethodOptions {
 		rq.preflight = true
@@ -136,6 +175,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, l *listener) {
 		writeError(w, http.StatusNotFound, errUnrecognized, "Unrecognized request")
 		return
 	case headerBytes(r) > snap.maxHeaderBytes:
+		rq.closeConn = true
 		writeError(w, http.StatusRequestHeaderFieldsTooLarge, errUnknown, "Request headers too large")
 		return
 	}
@@ -153,7 +193,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, l *listener) {
 		snap.wellKnown.ServeHTTP(w, r)
 		return
 	}
-	snap.forward(w, r, rq)
+	out = snap.fwd.forward(w, r, rq)
 }
 
 // limitBody answers 413 up front when Content-Length is over the route's limit
@@ -171,7 +211,7 @@ func (s *Server) limitBody(w *responseWriter, r *http.Request, rq *request) bool
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return true
 	}
-	b := &body{rc: r.Body, limit: limit, idle: rq.snap.readBodyIdle}
+	b := &body{rc: r.Body, limit: limit, declared: r.ContentLength, idle: rq.snap.readBodyIdle}
 	b.deadline, _ = w.ResponseWriter.(interface{ SetReadDeadline(time.Time) error })
 	r.Body = b
 	rq.body = b
@@ -179,19 +219,21 @@ func (s *Server) limitBody(w *responseWriter, r *http.Request, rq *request) bool
 }
 
 // finish runs when the request is done, whatever happened: it turns a panic
-// into a 500 (or lets an aborted response abort), reports to the limiter and
-// metrics, and writes the access line.
-func (s *Server) finish(rq *request, r *http.Request) {
+// into a 500, reports to the limiter and metrics, logs the outcome once, and
+// aborts the client's connection when the response was cut.
+func (s *Server) finish(rq *request, r *http.Request, out *outcome) {
 	p := recover()
 	w := &rq.w
-	if p != nil && p != http.ErrAbortHandler {
-		s.log.Error("panic serving request", "request_id", rq.id, "panic", p)
+	if p == http.ErrAbortHandler {
+		out.abort = true
+	} else if p != nil {
+		s.log.Error("panic serving request", logRequestID, rq.id, "panic", p)
 		if !w.wroteHeader {
 			writeError(w, http.StatusInternalServerError, errUnknown, "Internal error")
 		}
 	}
 	status := w.status
-	if p == http.ErrAbortHandler || status == 0 {
+	if out.abort || status == 0 {
 		status = statusClientClosed
 	}
 	abandonBody(w, r, rq.body)
@@ -204,15 +246,18 @@ func (s *Server) finish(rq *request, r *http.Request) {
 		in = rq.body.n
 	}
 	d := time.Since(rq.start)
-	if rq.fwd {
-		s.obs.Upstream(int(rq.route.Class), rq.upstream, rq.upKind)
+	if out.forwarded {
+		s.obs.Upstream(int(rq.route.Class), out.upstream, out.fail)
 	}
 	s.obs.End(int(rq.route.Class), r.Method, status, d, in, w.written)
-	if rq.snap.accessLog && s.log.Enabled(context.Background(), slog.LevelInfo) {
-		s.accessLog(rq, r, status, in, d)
+	if out.err != nil {
+		s.upstreamError(rq, out)
 	}
-	if p == http.ErrAbortHandler {
-		panic(p)
+	if rq.snap.accessLog {
+		s.accessLog(rq, r, status, in, d, out)
+	}
+	if out.abort {
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -243,7 +288,12 @@ func (rq *request) finalizeHeader(h http.Header, code int) {
 	if rq.lst.tls && rq.snap.hsts != nil {
 		h["Strict-Transport-Security"] = rq.snap.hsts
 	}
+	if rq.closeConn && rq.w.http1 {
+		h["Connection"] = hdrClose
+	}
 }
+
+var hdrClose = []string{"close"}
 
 // requestID takes a trusted proxy's X-Request-Id when valid, else makes one.
 func (s *Server) requestID(r *http.Request, rq *request) string {

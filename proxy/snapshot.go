@@ -1,15 +1,19 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/mxedge/mxedge/config"
 	"github.com/mxedge/mxedge/cors"
+	"github.com/mxedge/mxedge/h1"
 	"github.com/mxedge/mxedge/ratelimit"
 	"github.com/mxedge/mxedge/wellknown"
 )
@@ -70,10 +74,10 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return err
 	}
 	old := s.snap.Swap(snap)
-	if old != nil && old.fwd != snap.fwd {
+	if old != nil && old.fwd.pool != snap.fwd.pool {
 		// Idle upstream connections of the old pool are closed; busy ones
 		// finish their request first.
-		old.fwd.close()
+		old.fwd.pool.Close()
 	}
 	return nil
 }
@@ -81,7 +85,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 // Close releases idle upstream connections.
 func (s *Server) Close() {
 	if snap := s.snap.Load(); snap != nil {
-		snap.fwd.close()
+		snap.fwd.pool.Close()
 	}
 }
 
@@ -110,16 +114,44 @@ func (s *Server) compile(cfg *config.Config) (*snapshot, error) {
 		return nil, fmt.Errorf("well_known: %w", err)
 	}
 	// Keep the upstream pool across reloads unless the upstream changed.
-	if old := s.snap.Load(); old != nil && old.cfg.Upstream == cfg.Upstream &&
-		old.cfg.Timeouts.UpstreamResponseHeader == cfg.Timeouts.UpstreamResponseHeader {
-		snap.fwd = old.fwd
-	} else {
-		snap.fwd = newForwarder(cfg.UpstreamURL(), cfg.UpstreamSocket(), cfg.Timeouts.UpstreamResponseHeader.D(), s)
+	fwd := forwarder{
+		headerTimeout:   cfg.Timeouts.UpstreamResponseHeader.D(),
+		defaultHost:     cfg.UpstreamURL().Host,
+		allowUnderscore: cfg.Forward.AllowUnderscoresInHeaders,
 	}
+	if old := s.snap.Load(); old != nil && old.cfg.Upstream == cfg.Upstream &&
+		old.cfg.Timeouts.UpstreamIdle == cfg.Timeouts.UpstreamIdle {
+		fwd.pool = old.fwd.pool
+	} else {
+		fwd.pool = newPool(cfg.UpstreamURL(), cfg.UpstreamSocket(), cfg.Timeouts.UpstreamIdle.D())
+	}
+	snap.fwd = &fwd
 	return snap, nil
 }
 
 // writeErrorFor adapts writeError to the signature other packages receive.
 func writeErrorFor(w http.ResponseWriter, _ *http.Request, status int, errcode, msg string) {
 	writeError(w, status, errcode, msg)
+}
+
+// newPool builds the connection pool for the upstream (an http(s) URL, or a
+// unix socket when socket is non-empty).
+func newPool(target *url.URL, socket string, idle time.Duration) *h1.Pool {
+	o := h1.PoolOptions{Network: "tcp", Addr: target.Host, IdleTimeout: idle}
+	if socket != "" {
+		o.Network, o.Addr = "unix", socket
+		return h1.NewPool(o)
+	}
+	port := target.Port()
+	if port == "" {
+		port = "80"
+		if target.Scheme == "https" {
+			port = "443"
+		}
+	}
+	o.Addr = net.JoinHostPort(target.Hostname(), port)
+	if target.Scheme == "https" {
+		o.TLS = &tls.Config{ServerName: target.Hostname(), NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+	}
+	return h1.NewPool(o)
 }

@@ -20,13 +20,15 @@ type responseWriter struct {
 	status      int
 	written     int64
 	wroteHeader bool
+	http1       bool // HTTP/1.x: Connection may be set
 	deadline    interface{ SetWriteDeadline(time.Time) error }
 	flusher     http.Flusher
 }
 
-func (w *responseWriter) init(rw http.ResponseWriter, rq *request) {
+func (w *responseWriter) init(rw http.ResponseWriter, r *http.Request, rq *request) {
 	w.ResponseWriter = rw
 	w.rq = rq
+	w.http1 = r.ProtoMajor == 1
 	w.deadline, _ = rw.(interface{ SetWriteDeadline(time.Time) error })
 	w.flusher, _ = rw.(http.Flusher)
 }

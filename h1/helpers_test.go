@@ -1,0 +1,212 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// scripted is an upstream speaking raw bytes: for every request it reads,
+// answer writes what it wants to the connection (it may write in several
+// parts and wait in between) and says whether to close afterwards.
+type scripted struct {
+	ln      net.Listener
+	accepts atomic.Int64
+	closed  chan struct{} // one value per connection the upstream closed
+	mu      sync.Mutex
+	heads   []string
+	answer  func(n int, req *http.Request, c net.Conn) (closeAfter bool)
+	wg      sync.WaitGroup
+}
+
+func newScripted(t testing.TB, tlsConf *tls.Config, answer func(n int, req *http.Request, c net.Conn) bool) *scripted {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
+	u := &scripted{ln: ln, answer: answer, closed: make(chan struct{}, 64)}
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u.accepts.Add(1)
+			u.wg.Add(1)
+			go func() {
+				defer u.wg.Done()
+				u.serveConn(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); u.wg.Wait() })
+	return u
+}
+
+func (u *scripted) serveConn(c net.Conn) {
+	defer func() {
+		c.Close()
+		u.closed <- struct{}{}
+	}()
+	var head bytes.Buffer
+	br := bufio.NewReader(io.TeeReader(c, &head))
+	for {
+		head.Reset()
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		raw := head.String()
+		if i := strings.Index(raw, "\r\n\r\n"); i >= 0 {
+			raw = raw[:i+4]
+		}
+		io.Copy(io.Discard, req.Body)
+		u.mu.Lock()
+		u.heads = append(u.heads, raw)
+		n := len(u.heads)
+		u.mu.Unlock()
+		if u.answer(n, req, c) {
+			return
+		}
+	}
+}
+
+func (u *scripted) lastHead(t *testing.T) string {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.heads) == 0 {
+		t.Fatal("the upstream saw no request")
+	}
+	return u.heads[len(u.heads)-1]
+}
+
+// answers is an answer func writing a fixed reply to each request (the last
+// one repeats).
+func answers(replies ...string) func(int, *http.Request, net.Conn) bool {
+	return func(n int, _ *http.Request, c net.Conn) bool {
+		io.WriteString(c, replies[min(n, len(replies))-1])
+		return false
+	}
+}
+
+func poolTo(t testing.TB, u *scripted, tlsConf *tls.Config) *Pool {
+	t.Helper()
+	p := NewPool(PoolOptions{Network: "tcp", Addr: u.ln.Addr().String(), TLS: tlsConf})
+	t.Cleanup(p.Close)
+	return p
+}
+
+// sink collects a response body; it counts flushes.
+type sink struct {
+	bytes.Buffer
+	flushes int
+}
+
+func (s *sink) FlushError() error { s.flushes++; return nil }
+
+// result is one exchange as a client saw it.
+type result struct {
+	status int
+	header http.Header
+	body   string
+	err    error
+}
+
+func do(t testing.TB, p *Pool, method, path, body string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := &Request{Method: method, Path: path, Host: "hs.example", Header: http.Header{}}
+	if body != "" {
+		req.Body, req.ContentLength = strings.NewReader(body), int64(len(body))
+	}
+	return exchange(ctx, p, req)
+}
+
+func exchange(ctx context.Context, p *Pool, req *Request) result {
+	res, err := p.RoundTrip(ctx, req)
+	if err != nil {
+		return result{err: err}
+	}
+	defer res.Close()
+	out := result{status: res.Status, header: http.Header{}}
+	res.Header(out.header)
+	var s sink
+	out.err = res.WriteBody(&s)
+	out.body = s.String()
+	return out
+}
+
+// waitIdleDead waits until the kernel reports the pool's idle connection
+// closed by the peer or holding unread bytes: the signal that what the
+// upstream sent has arrived. The connection stays in the pool.
+func waitIdleDead(t *testing.T, p *Pool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		var c *conn
+		if len(p.idle) > 0 {
+			c = p.idle[len(p.idle)-1]
+		}
+		p.mu.Unlock()
+		if c == nil {
+			t.Fatal("no idle connection")
+		}
+		if !peekIdle(c.raw) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection never showed the upstream's bytes or close")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// testTLS returns a server config with a fresh certificate and a client
+// config trusting it.
+func testTLS(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	hs := httptest.NewUnstartedServer(http.NotFoundHandler())
+	hs.StartTLS()
+	defer hs.Close()
+	server = hs.TLS.Clone()
+	client = hs.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	client.ServerName = "example.com"
+	client.NextProtos = []string{"http/1.1"}
+	server.NextProtos = []string{"http/1.1"}
+	return server, client
+}
+
+// memConn is a net.Conn reading from a fixed byte stream (parsers' tests).
+type memConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (m *memConn) Read(p []byte) (int, error)       { return m.r.Read(p) }
+func (m *memConn) Close() error                     { return nil }
+func (m *memConn) SetReadDeadline(time.Time) error  { return nil }
+func (m *memConn) SetDeadline(time.Time) error      { return nil }
+func (m *memConn) SetWriteDeadline(time.Time) error { return nil }
+func (m *memConn) Write(p []byte) (int, error)      { return len(p), nil }
+
+var tlsConfigNoRoots = tls.Config{RootCAs: x509.NewCertPool(), ServerName: "example.com"}
