@@ -23,7 +23,9 @@ type Config struct {
 	WellKnown WellKnown `yaml:"well_known"`
 	// CORS holds the cross-origin policy for /_matrix/ and /.well-known/matrix/.
 	CORS CORS `yaml:"cors"`
-	// TrustedProxies are CIDRs whose X-Forwarded-*/Forwarded headers are believed.
+	// TrustedProxies are CIDRs or bare addresses whose X-Forwarded-*/Forwarded
+	// headers are believed. Like every list of addresses, IPv4-mapped IPv6 is
+	// unmapped ("::ffff:10.0.0.0/104" is 10.0.0.0/8) and host bits are masked.
 	// Default none: the socket peer is the client.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// AdminAPI gates /_synapse/admin/.
@@ -55,6 +57,7 @@ type Config struct {
 	publicBaseURL  *url.URL
 	trustedProxies []netip.Prefix
 	adminAllow     []netip.Prefix
+	corsOrigins    Origins
 }
 
 // Listen holds listener addresses ("host:port"; empty = not served).
@@ -82,14 +85,17 @@ type WellKnown struct {
 
 // CORS is the cross-origin policy.
 type CORS struct {
-	// AllowOrigins is ["*"] (default) or a list of exact origins ("https://app.example.org").
+	// AllowOrigins is ["*"] (default) or a list of origins ("https://app.example.org",
+	// "http://localhost:3000"), normalised as browsers send them: any case, and
+	// the default port and a trailing "/" may be written or not; no other path.
 	AllowOrigins []string `yaml:"allow_origins"`
 }
 
 // AdminAPI gates the homeserver's admin API.
 type AdminAPI struct {
-	// AllowFrom are CIDRs (matched against the socket peer, never a forwarding header)
-	// that may reach /_synapse/admin/. Default ["127.0.0.1/32", "::1/128"]. Empty = closed to all.
+	// AllowFrom are CIDRs or bare addresses, read like TrustedProxies, matched
+	// against the socket peer (never a forwarding header), that may reach
+	// /_synapse/admin/. Default ["127.0.0.1/32", "::1/128"]. Empty = closed to all.
 	AllowFrom []string `yaml:"allow_from"`
 }
 

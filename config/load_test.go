@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -38,6 +39,26 @@ func problemsOf(t *testing.T, err error) []Problem {
 		t.Fatalf("got error %v (%T), want *config.Error", err, err)
 	}
 	return ce.Problems
+}
+
+// loadRule loads base+yaml, which sets one entry, and returns the Config;
+// with wantMsg it instead checks that the only problem is
+// "file:line: key: wantMsg" and returns nil.
+func loadRule(t *testing.T, yaml string, line int, key, wantMsg string) *Config {
+	t.Helper()
+	p := writeFile(t, "c.yaml", base+yaml)
+	c, err := Load(LoadOptions{Path: p})
+	if wantMsg == "" {
+		if err != nil {
+			t.Fatalf("got %v, want nil", err)
+		}
+		return c
+	}
+	probs := problemsOf(t, err)
+	if want := fmt.Sprintf("%s:%d: %s: %s", p, line, key, wantMsg); len(probs) != 1 || probs[0].String() != want {
+		t.Fatalf("got %v, want [%s]", probs, want)
+	}
+	return nil
 }
 
 func TestDefaults(t *testing.T) {

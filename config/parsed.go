@@ -5,22 +5,28 @@ import (
 	"net/url"
 )
 
-// parsedForms are the values Validate derives once.
+// parsedForms are the values Validate derives once. Consumers read them
+// through the accessors below and never parse the strings again.
 type parsedForms struct {
 	upstreamURL    *url.URL
 	upstreamSocket string
 	publicBaseURL  *url.URL
 	trustedProxies []netip.Prefix
 	adminAllow     []netip.Prefix
-}
+	corsOrigins    Origins
 
-func (c *Config) parsed() parsedForms {
-	return parsedForms{c.upstreamURL, c.upstreamSocket, c.publicBaseURL, c.trustedProxies, c.adminAllow}
+	// rate_limits
+	exemptPrefixes []netip.Prefix
+	rulePaths      []RulePath
+	appservices    []*AppserviceRegistration
 }
 
 func (c *Config) setParsed(pf parsedForms) {
 	c.upstreamURL, c.upstreamSocket, c.publicBaseURL = pf.upstreamURL, pf.upstreamSocket, pf.publicBaseURL
 	c.trustedProxies, c.adminAllow = pf.trustedProxies, pf.adminAllow
+	c.corsOrigins = pf.corsOrigins
+	r := &c.RateLimits
+	r.exemptPrefixes, r.rulePaths, r.appservices = pf.exemptPrefixes, pf.rulePaths, pf.appservices
 }
 
 // UpstreamURL returns the parsed upstream: the http(s) URL, or for a unix:
@@ -37,11 +43,32 @@ func (c *Config) UpstreamSocket() string { return c.upstreamSocket }
 // not modify it.
 func (c *Config) PublicBaseURLParsed() *url.URL { return c.publicBaseURL }
 
-// TrustedProxyPrefixes returns trusted_proxies parsed (bare IPs as /32 or
-// /128, host bits masked). Empty: no proxy is trusted. Callers must not
-// modify it.
+// TrustedProxyPrefixes returns trusted_proxies parsed by the rule every list
+// of addresses follows (bare IPs as /32 or /128, IPv4-mapped IPv6 unmapped,
+// host bits masked). Empty: no proxy is trusted. Callers must
+// not modify it.
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix { return c.trustedProxies }
 
 // AdminAllowPrefixes returns admin_api.allow_from parsed like
 // TrustedProxyPrefixes. Empty: the admin API is closed to everyone.
 func (c *Config) AdminAllowPrefixes() []netip.Prefix { return c.adminAllow }
+
+// CORSOrigins returns cors.allow_origins parsed for cors.New: each origin as
+// a browser sends it (lowercase, no default port, no trailing "/"). The zero Origins before a
+// successful Validate.
+func (c *Config) CORSOrigins() Origins { return c.corsOrigins }
+
+// ExemptPrefixes returns rate_limits.exempt.addresses parsed like
+// TrustedProxyPrefixes, one per entry. Nil before a successful Validate.
+// Callers must not modify it.
+func (r *RateLimits) ExemptPrefixes() []netip.Prefix { return r.exemptPrefixes }
+
+// RulePaths returns the parsed path pattern of each of rate_limits.rules,
+// index for index. Nil before a successful Validate. Callers must not modify
+// it.
+func (r *RateLimits) RulePaths() []RulePath { return r.rulePaths }
+
+// Appservices returns the registrations read from
+// rate_limits.exempt.appservice_registrations, file for file. Nil before a
+// successful Validate. Callers must not modify them.
+func (r *RateLimits) Appservices() []*AppserviceRegistration { return r.appservices }

@@ -86,6 +86,11 @@ type RateLimits struct {
 	Store string `yaml:"store"`
 	// Redis configures store: redis.
 	Redis RateLimitRedis `yaml:"redis"`
+
+	// Parsed forms, filled once by Config.Validate (see parsed.go).
+	exemptPrefixes []netip.Prefix
+	rulePaths      []RulePath
+	appservices    []*AppserviceRegistration
 }
 
 // Bucket is one limiter: a token bucket refilled at PerSecond tokens a second
@@ -161,7 +166,8 @@ type RateLimitRule struct {
 	// Path is a pattern over the decoded request path: segments separated by '/';
 	// a segment "*" matches exactly one segment, a final "**" matches any rest
 	// (zero or more segments); other segments match literally.
-	// Example: /_matrix/client/*/rooms/*/send/**. Required.
+	// Example: /_matrix/client/*/rooms/*/send/**. Required. Parsed into a
+	// RulePath (RateLimits.RulePaths).
 	Path string `yaml:"path"`
 	// Key is ip, token or ip+token. A request without a token is keyed by
 	// address. Default ip.
@@ -175,7 +181,8 @@ type RateLimitRule struct {
 // RateLimitExempt lists clients that are never limited.
 type RateLimitExempt struct {
 	// Addresses are CIDRs or single addresses of the trusted client address
-	// (after trusted_proxies) never limited. Default ["127.0.0.1/32", "::1/128"].
+	// (after trusted_proxies) never limited, read like trusted_proxies
+	// (IPv4-mapped IPv6 is unmapped). Default ["127.0.0.1/32", "::1/128"].
 	Addresses []string `yaml:"addresses"`
 	// AppserviceRegistrations are appservice registration files in Synapse's
 	// format (Synapse's app_service_config_files). A request with the as_token of
@@ -309,9 +316,10 @@ func (r *RateLimits) Unenforced() []string {
 	return out
 }
 
-// validateRateLimits checks the rate_limits section. It reads the appservice
-// registration files but changes nothing.
-func (c *Config) validateRateLimits(p *problems) {
+// validateRateLimits checks the rate_limits section and puts its parsed
+// forms (exempt addresses, rule paths, appservice registrations) in pf. It
+// reads the appservice registration files but changes nothing.
+func (c *Config) validateRateLimits(p *problems, pf *parsedForms) {
 	r := &c.RateLimits
 	for _, nb := range r.Buckets() {
 		validateBucket(p, nb.Key, *nb.Bucket)
@@ -328,16 +336,15 @@ func (c *Config) validateRateLimits(p *problems) {
 	if r.MaxKeys < 1 {
 		p.add("rate_limits.max_keys", "must be > 0, got %d", r.MaxKeys)
 	}
-	for i, a := range r.Exempt.Addresses {
-		if _, err := ParseAddrOrPrefix(a); err != nil {
-			p.add(fmt.Sprintf("rate_limits.exempt.addresses[%d]", i), "%v", err)
-		}
-	}
+	pf.exemptPrefixes = checkPrefixes(p, "rate_limits.exempt.addresses", r.Exempt.Addresses)
 	for i, f := range r.Exempt.AppserviceRegistrations {
 		key := fmt.Sprintf("rate_limits.exempt.appservice_registrations[%d]", i)
-		if _, err := ReadAppserviceRegistration(f); err != nil {
+		reg, err := readAppserviceRegistration(f)
+		if err != nil {
 			p.add(key, "%v", err)
+			continue
 		}
+		pf.appservices = append(pf.appservices, reg)
 	}
 	names := map[string]bool{}
 	for i, rule := range r.Rules {
@@ -356,8 +363,10 @@ func (c *Config) validateRateLimits(p *problems) {
 				p.add(fmt.Sprintf("%s.methods[%d]", key, j), "must be an upper-case HTTP method like POST, got %q", m)
 			}
 		}
-		if err := ValidRulePath(rule.Path); err != nil {
+		if rp, err := parseRulePath(rule.Path); err != nil {
 			p.add(key+".path", "%v", err)
+		} else {
+			pf.rulePaths = append(pf.rulePaths, rp)
 		}
 		switch rule.Key {
 		case "", RuleKeyIP, RuleKeyToken, RuleKeyIPToken:
@@ -419,15 +428,26 @@ func validRuleName(s string) bool {
 	return true
 }
 
-// ValidRulePath checks a rate_limits.rules[].path pattern: it starts with '/',
-// its segments are literals (without '*'), "*" (one segment), or a final "**"
-// (any rest).
-func ValidRulePath(pat string) error {
+// RulePath is a parsed rate_limits.rules[].path pattern.
+type RulePath struct {
+	// Segments are the pattern's segments after the leading '/', a final
+	// "**" excluded: literals, or "*" for exactly one segment. "/" is one
+	// empty segment.
+	Segments []string
+	// Rest is true when the pattern ended in "**": any rest of the path (zero
+	// or more segments) follows Segments.
+	Rest bool
+}
+
+// parseRulePath parses a rate_limits.rules[].path pattern: it starts with
+// '/', its segments are literals (without '*'), "*" (one segment), or a
+// final "**" (any rest).
+func parseRulePath(pat string) (RulePath, error) {
 	if pat == "" {
-		return fmt.Errorf("is required")
+		return RulePath{}, fmt.Errorf("is required")
 	}
 	if pat[0] != '/' {
-		return fmt.Errorf("must start with '/', got %q", pat)
+		return RulePath{}, fmt.Errorf("must start with '/', got %q", pat)
 	}
 	segs := strings.Split(pat[1:], "/")
 	for i, s := range segs {
@@ -435,34 +455,16 @@ func ValidRulePath(pat string) error {
 		case s == "*":
 		case s == "**":
 			if i != len(segs)-1 {
-				return fmt.Errorf("'**' may only be the last segment, got %q", pat)
+				return RulePath{}, fmt.Errorf("'**' may only be the last segment, got %q", pat)
 			}
 		case strings.Contains(s, "*"):
-			return fmt.Errorf("'*' must be a whole segment (\"*\" or a final \"**\"), got %q", pat)
+			return RulePath{}, fmt.Errorf("'*' must be a whole segment (\"*\" or a final \"**\"), got %q", pat)
 		}
 	}
-	return nil
-}
-
-// ParseAddrOrPrefix parses a CIDR ("10.0.0.0/8") or a single address
-// ("192.0.2.1", a /32 or /128). IPv4-mapped IPv6 is unmapped.
-func ParseAddrOrPrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		pf, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q", s)
-		}
-		if pf.Addr().Is4In6() && pf.Bits() >= 96 {
-			pf = netip.PrefixFrom(pf.Addr().Unmap(), pf.Bits()-96)
-		}
-		return pf.Masked(), nil
+	if n := len(segs); segs[n-1] == "**" {
+		return RulePath{Segments: segs[:n-1], Rest: true}, nil
 	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid address %q", s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	return RulePath{Segments: segs}, nil
 }
 
 // AppserviceRegistration is the part of a Synapse appservice registration
@@ -477,9 +479,9 @@ type AppserviceRegistration struct {
 	RateLimited *bool `yaml:"rate_limited"`
 }
 
-// ReadAppserviceRegistration reads and checks one registration file. Other keys
+// readAppserviceRegistration reads and checks one registration file. Other keys
 // of Synapse's format are ignored.
-func ReadAppserviceRegistration(path string) (*AppserviceRegistration, error) {
+func readAppserviceRegistration(path string) (*AppserviceRegistration, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read appservice registration: %v", err)

@@ -87,19 +87,19 @@ func (c *Config) defaultsTLS() {
 }
 
 // TLSDomains returns the names TLS serves: tls.domains when set, else the
-// host of public_baseurl followed by server_name (without port, lowercased,
+// host of public_baseurl (as Validate parsed it; left out before a
+// successful Validate) followed by server_name (without port, lowercased,
 // deduplicated). It does not modify c.
-func (c *Config) TLSDomains() []string {
+func (c *Config) TLSDomains() []string { return c.tlsDomains(c.publicBaseURL) }
+
+// tlsDomains is TLSDomains with pub as the parsed public_baseurl.
+func (c *Config) tlsDomains(pub *url.URL) []string {
 	var in []string
 	if len(c.TLS.Domains) > 0 {
 		in = c.TLS.Domains
 	} else {
-		u := c.publicBaseURL
-		if u == nil && c.PublicBaseURL != "" {
-			u, _ = url.Parse(c.PublicBaseURL)
-		}
-		if u != nil {
-			in = append(in, u.Hostname())
+		if pub != nil {
+			in = append(in, pub.Hostname())
 		}
 		sn := c.ServerName
 		if h, _, err := net.SplitHostPort(sn); err == nil {
@@ -127,8 +127,9 @@ func tlsContains(list []string, s string) bool {
 	return false
 }
 
-// validateTLS checks the tls section. It has no side effects.
-func (c *Config) validateTLS(p *problems) {
+// validateTLS checks the tls section; pub is public_baseurl as validate
+// parsed it (nil when it is invalid). It has no side effects.
+func (c *Config) validateTLS(p *problems, pub *url.URL) {
 	t := &c.TLS
 	switch t.Mode {
 	case TLSModeOff:
@@ -147,7 +148,7 @@ func (c *Config) validateTLS(p *problems) {
 	if t.RenewCheckInterval.D() <= 0 {
 		p.add("tls.renew_check_interval", "must be > 0, got %s", t.RenewCheckInterval.D())
 	}
-	domains := c.TLSDomains()
+	domains := c.tlsDomains(pub)
 	for i, d := range t.Domains {
 		if !tlsValidDomain(d) {
 			p.add(tlsKey("tls.domains", i), "not a DNS name: %q", d)

@@ -85,8 +85,11 @@ func TestTLSDefaultsAndDomains(t *testing.T) {
 		{"example.org", "https://matrix.example.org/", []string{"a.example.org", "A.example.org.", "b.example.org"}, []string{"a.example.org", "b.example.org"}},
 	}
 	for _, tt := range tests {
-		c := &Config{ServerName: tt.serverName, PublicBaseURL: tt.baseURL}
-		c.TLS.Domains = tt.domains
+		c := Defaults()
+		c.ServerName, c.PublicBaseURL, c.TLS.Domains = tt.serverName, tt.baseURL, tt.domains
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
 		if got := c.TLSDomains(); !slices.Equal(got, tt.want) {
 			t.Errorf("TLSDomains(%q, %q, %v): got %v, want %v", tt.serverName, tt.baseURL, tt.domains, got, tt.want)
 		}

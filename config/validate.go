@@ -34,11 +34,11 @@ func (c *Config) Validate() error {
 }
 
 // validate checks the core keys, then the sections (tls, rate_limits,
-// well_known) through their owners' validators, adding to p. The parsed
-// forms are visible to the section validators and kept only when p holds
-// no problem at all.
+// well_known) through their owners' validators, adding to p. Each rule is
+// parsed once, here, into pf; the section validators receive what they need
+// of it. The parsed forms are stored in c only when p holds no problem at
+// all, so a failed validation leaves c as it was.
 func (c *Config) validate(p *problems) {
-	before := len(p.list)
 	var pf parsedForms
 
 	if c.ServerName == "" {
@@ -70,18 +70,13 @@ func (c *Config) validate(p *problems) {
 	default:
 		p.add("log.format", "must be json or text, got %q", c.Log.Format)
 	}
-	checkOrigins(p, "cors.allow_origins", c.CORS.AllowOrigins)
+	pf.corsOrigins = checkOrigins(p, "cors.allow_origins", c.CORS.AllowOrigins)
 
-	old := c.parsed()
-	coreOK := len(p.list) == before
-	if coreOK {
-		c.setParsed(pf)
-	}
-	c.validateTLS(p)
-	c.validateRateLimits(p)
+	c.validateTLS(p, pf.publicBaseURL)
+	c.validateRateLimits(p, &pf)
 	c.validateWellKnown(p)
-	if len(p.list) != 0 {
-		c.setParsed(old)
+	if len(p.list) == 0 {
+		c.setParsed(pf)
 	}
 }
 
@@ -239,44 +234,6 @@ func (c *Config) checkListen(p *problems) {
 
 func isWildcard(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
 
-// checkPrefixes parses CIDRs; a bare IP is a single-address prefix. Host bits
-// are masked ("10.1.2.3/8" is 10.0.0.0/8).
-func checkPrefixes(p *problems, key string, list []string) []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(list))
-	ok := true
-	for i, s := range list {
-		k := indexKey(key, i)
-		s = strings.TrimSpace(s)
-		var pre netip.Prefix
-		if strings.Contains(s, "/") {
-			var err error
-			if pre, err = netip.ParsePrefix(s); err != nil {
-				p.add(k, "not a CIDR (like 10.0.0.0/8 or 2001:db8::/32), got %q", s)
-				ok = false
-				continue
-			}
-		} else {
-			a, err := netip.ParseAddr(s)
-			if err != nil || a.Zone() != "" {
-				p.add(k, "not an IP address or CIDR (like 10.0.0.0/8), got %q", s)
-				ok = false
-				continue
-			}
-			pre = netip.PrefixFrom(a, a.BitLen())
-		}
-		if pre.Addr().Is4In6() {
-			p.add(k, "IPv4-mapped IPv6 never matches (clients are unmapped): write the IPv4 form, got %q", s)
-			ok = false
-			continue
-		}
-		out = append(out, pre.Masked())
-	}
-	if !ok {
-		return nil
-	}
-	return out
-}
-
 // checkPathPrefix accepts an absolute path prefix without query, fragment,
 // percent-escapes, control characters, dot segments or empty segments.
 func checkPathPrefix(s string) error {
@@ -342,50 +299,4 @@ func (c *Config) checkTimeouts(p *problems) {
 			p.add(d.key, "must be >= 0 (0 = none), got %s", d.v.D())
 		}
 	}
-}
-
-// checkOrigins accepts ["*"] or a list of exact origins
-// (scheme://host[:port], lowercase, no path).
-func checkOrigins(p *problems, key string, list []string) {
-	if len(list) == 0 {
-		p.add(key, `must not be empty: use ["*"] or list the allowed origins`)
-		return
-	}
-	if len(list) == 1 && list[0] == "*" {
-		return
-	}
-	seen := map[string]bool{}
-	for i, o := range list {
-		k := indexKey(key, i)
-		if o == "*" {
-			p.add(k, `"*" must be alone: use ["*"] or list exact origins`)
-			continue
-		}
-		if err := checkOrigin(o); err != nil {
-			p.add(k, "%v, got %q", err, o)
-			continue
-		}
-		if seen[o] {
-			p.add(k, "duplicate origin %q", o)
-		}
-		seen[o] = true
-	}
-}
-
-func checkOrigin(o string) error {
-	if strings.Contains(o, "*") {
-		return fmt.Errorf("wildcards are not supported in an origin: use [\"*\"] or exact origins")
-	}
-	u, err := url.Parse(o)
-	switch {
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "":
-		return fmt.Errorf("must be an origin like https://app.example.org")
-	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Path != "" || u.Opaque != "":
-		return fmt.Errorf("must be scheme://host[:port] only (no path, not even a trailing /)")
-	case strings.ToLower(o) != o:
-		return fmt.Errorf("must be lowercase (browsers send origins in lowercase)")
-	case !validPort(u.Port(), true):
-		return fmt.Errorf("port must be a number in 1-65535")
-	}
-	return nil
 }

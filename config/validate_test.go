@@ -3,6 +3,7 @@ package config
 import (
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -61,7 +62,8 @@ func TestValidationRules(t *testing.T) {
 		{name: "trusted_proxies ok", yaml: "trusted_proxies: [10.0.0.0/8, 192.0.2.1, \"2001:db8::/32\", \"::1\"]\n"},
 		{name: "trusted_proxies bad", yaml: "trusted_proxies: [10.0.0.0/8, 10.0.0.0/33]\n", wantKey: "trusted_proxies[1]", wantMsg: "not a CIDR"},
 		{name: "trusted_proxies hostname", yaml: "trusted_proxies: [proxy.local]\n", wantKey: "trusted_proxies[0]", wantMsg: "not an IP address"},
-		{name: "trusted_proxies mapped", yaml: "trusted_proxies: [\"::ffff:10.0.0.0/104\"]\n", wantKey: "trusted_proxies[0]", wantMsg: "IPv4-mapped"},
+		{name: "trusted_proxies mapped", yaml: "trusted_proxies: [\"::ffff:10.0.0.0/104\"]\n"},
+		{name: "trusted_proxies mapped short", yaml: "trusted_proxies: [\"::ffff:10.0.0.0/80\"]\n", wantKey: "trusted_proxies[0]", wantMsg: "IPv4-mapped"},
 		{name: "allow_from bad", yaml: "admin_api:\n  allow_from: [\"127.0.0.1/32\", localhost]\n", wantKey: "admin_api.allow_from[1]", wantMsg: "not an IP address"},
 		{name: "allow_from empty closes", yaml: "admin_api:\n  allow_from: []\n"},
 		// forward
@@ -87,11 +89,12 @@ func TestValidationRules(t *testing.T) {
 		{name: "cors origins", yaml: "cors:\n  allow_origins: [\"https://app.example.org\", \"http://localhost:3000\"]\n"},
 		{name: "cors empty", yaml: "cors:\n  allow_origins: []\n", wantKey: "cors.allow_origins", wantMsg: "must not be empty"},
 		{name: "cors star mixed", yaml: "cors:\n  allow_origins: [\"https://a.example\", \"*\"]\n", wantKey: "cors.allow_origins[1]", wantMsg: "must be alone"},
-		{name: "cors path", yaml: "cors:\n  allow_origins: [\"https://a.example/\"]\n", wantKey: "cors.allow_origins[0]", wantMsg: "no path"},
+		{name: "cors trailing slash", yaml: "cors:\n  allow_origins: [\"https://a.example/\"]\n"},
+		{name: "cors path", yaml: "cors:\n  allow_origins: [\"https://a.example/app\"]\n", wantKey: "cors.allow_origins[0]", wantMsg: "no path other than"},
 		{name: "cors wildcard host", yaml: "cors:\n  allow_origins: [\"https://*.example.org\"]\n", wantKey: "cors.allow_origins[0]", wantMsg: "wildcards"},
 		{name: "cors no scheme", yaml: "cors:\n  allow_origins: [\"app.example.org\"]\n", wantKey: "cors.allow_origins[0]", wantMsg: "origin like"},
-		{name: "cors uppercase", yaml: "cors:\n  allow_origins: [\"https://App.example.org\"]\n", wantKey: "cors.allow_origins[0]", wantMsg: "lowercase"},
-		{name: "cors duplicate", yaml: "cors:\n  allow_origins: [\"https://a.example\", \"https://a.example\"]\n", wantKey: "cors.allow_origins[1]", wantMsg: "duplicate"},
+		{name: "cors uppercase", yaml: "cors:\n  allow_origins: [\"https://App.example.org\"]\n"},
+		{name: "cors duplicate", yaml: "cors:\n  allow_origins: [\"https://a.example\", \"HTTPS://A.example:443/\"]\n", wantKey: "cors.allow_origins[1]", wantMsg: "duplicate"},
 		// sections are validated too
 		{name: "tls section validated", yaml: "tls:\n  mode: sometimes\n", wantKey: "tls.mode", wantMsg: "acme"},
 	}
@@ -137,10 +140,27 @@ func c2lines(t *testing.T, content string) map[string]int {
 }
 
 func TestParsedForms(t *testing.T) {
-	p := writeFile(t, "c.yaml", base+"public_baseurl: https://m.example.org/base\ntrusted_proxies: [10.1.2.3/8, \"2001:db8::1\"]\nadmin_api:\n  allow_from: [192.0.2.7]\n")
+	reg := writeFile(t, "as.yaml", "id: bridge\nas_token: as_secret\nsender_localpart: bot\n")
+	p := writeFile(t, "c.yaml", base+"public_baseurl: https://m.example.org/base\ntrusted_proxies: [10.1.2.3/8, \"2001:db8::1\"]\nadmin_api:\n  allow_from: [192.0.2.7]\n"+
+		"cors:\n  allow_origins: [\"HTTPS://App.Example.org/\"]\n"+
+		"rate_limits:\n  exempt: {addresses: [\"::ffff:192.0.2.8\"], appservice_registrations: ["+strconv.Quote(reg)+"]}\n"+
+		"  rules: [{name: r, path: /a/*, per_second: 1, burst_count: 1}]\n")
 	c, err := Load(LoadOptions{Path: p})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o := c.CORSOrigins(); o.Any() || !reflect.DeepEqual(o.List(), []string{"https://app.example.org"}) {
+		t.Errorf("cors origins: got any=%v %q, want [https://app.example.org]", o.Any(), o.List())
+	}
+	rl := &c.RateLimits
+	if got, want := prefixStrings(rl.ExemptPrefixes()), []string{"192.0.2.8/32"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("exempt prefixes: got %v, want %v", got, want)
+	}
+	if got := rl.RulePaths(); len(got) != 1 || !reflect.DeepEqual(got[0], RulePath{Segments: []string{"a", "*"}}) {
+		t.Errorf("rule paths: got %#v, want one for /a/*", got)
+	}
+	if got := rl.Appservices(); len(got) != 1 || got[0].ASToken != "as_secret" || got[0].ID != "bridge" {
+		t.Errorf("appservices: got %+v, want the bridge registration", got)
 	}
 	if got := c.PublicBaseURLParsed().String(); got != "https://m.example.org/base/" {
 		t.Errorf("public base URL: got %q, want https://m.example.org/base/", got)
@@ -173,8 +193,16 @@ func TestParsedForms(t *testing.T) {
 	bad := Defaults()
 	bad.ServerName = "example.org"
 	bad.Log.Level = "loud"
-	if err := bad.Validate(); err == nil || bad.UpstreamURL() != nil {
-		t.Errorf("invalid config: got err %v, upstream %v; want error and no parsed forms", err, bad.UpstreamURL())
+	if err := bad.Validate(); err == nil || bad.UpstreamURL() != nil || !bad.CORSOrigins().IsZero() || bad.RateLimits.ExemptPrefixes() != nil {
+		t.Errorf("invalid config: got err %v, upstream %v, origins %v, exempt %v; want error and no parsed forms",
+			err, bad.UpstreamURL(), bad.CORSOrigins(), bad.RateLimits.ExemptPrefixes())
+	}
+	// A problem only in a section keeps the core forms out too.
+	bad = Defaults()
+	bad.ServerName = "example.org"
+	bad.RateLimits.MaxKeys = 0
+	if err := bad.Validate(); err == nil || bad.TrustedProxyPrefixes() != nil || bad.AdminAllowPrefixes() != nil {
+		t.Errorf("invalid rate_limits: got err %v, admin allow %v; want error and no parsed forms", err, bad.AdminAllowPrefixes())
 	}
 }
 

@@ -25,8 +25,8 @@ func (c *Config) defaultsWellKnown() {}
 
 // ValidateWellKnown checks the well_known section alone and returns an *Error
 // naming every problem, or nil. It reads c and changes nothing; wellknown.New
-// calls it so that a Config built by hand (tests, embedders) gets the same
-// checks as one returned by Load.
+// calls it so that a section changed by hand after Validate gets the same
+// checks as one returned by Load before it is served.
 func (c *Config) ValidateWellKnown() error {
 	p := &problems{file: c.File, lines: c.lines, sources: c.sources}
 	c.validateWellKnown(p)

@@ -2,12 +2,12 @@ package cors
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/mxedge/mxedge/config"
 )
 
 // Header values sent on every response. MaxAge is the preflight cache lifetime in seconds.
@@ -39,7 +39,7 @@ const (
 // slices have no spare capacity).
 type Policy struct {
 	anyOrigin bool
-	origins   []allowed // lower-case serialised origins, default port dropped
+	origins   []allowed // as config.Origins.List: lower-case, default port dropped
 
 	allowOrigin  []string // {"*"}
 	allowMethods []string
@@ -62,13 +62,17 @@ type exposeEntry struct {
 	merged   []string
 }
 
-// New builds a Policy from cors.allow_origins: ["*"] (any origin) or a list of origins
-// ("https://app.example.org", "http://localhost:3000"). Origins are scheme://host[:port] with
-// scheme http or https and nothing else; they are compared case-insensitively, and a default port
-// (:443 for https, :80 for http) may be written or not. An empty list, "*" mixed with origins, or
-// "null" is an error naming the entry.
-func New(allowOrigins []string) (*Policy, error) {
+// New builds a Policy from cors.allow_origins as config parsed it
+// (Config.CORSOrigins): any origin, or a list of origins already written as
+// browsers send them (lowercase, no default port, no path). Requests are
+// still matched case-insensitively. The zero Origins (a Config that was not
+// validated) is an error: it would allow nothing, silently.
+func New(o config.Origins) (*Policy, error) {
+	if o.IsZero() {
+		return nil, errors.New("cors.allow_origins: not parsed: build the Policy from a Config that config.Load or Config.Validate accepted")
+	}
 	p := &Policy{
+		anyOrigin:    o.Any(),
 		allowOrigin:  []string{"*"},
 		allowMethods: []string{AllowMethods},
 		allowHeaders: []string{AllowHeaders},
@@ -77,58 +81,10 @@ func New(allowOrigins []string) (*Policy, error) {
 		exposeNone:   []string{ExposeAlways},
 		exposeSyn:    []string{mergeExpose([]string{synapseExpose})},
 	}
-	if len(allowOrigins) == 0 {
-		return nil, errors.New(`cors.allow_origins: empty; use ["*"] or a list of origins`)
-	}
-	var errs []error
-	for i, o := range allowOrigins {
-		if o == "*" {
-			if len(allowOrigins) != 1 {
-				errs = append(errs, fmt.Errorf("cors.allow_origins[%d]: \"*\" must be the only entry", i))
-			}
-			p.anyOrigin = true
-			continue
-		}
-		norm, err := normaliseOrigin(o)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cors.allow_origins[%d]: %v, got %q", i, err, o))
-			continue
-		}
-		p.origins = append(p.origins, allowed{origin: norm, value: []string{norm}})
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	for _, origin := range o.List() {
+		p.origins = append(p.origins, allowed{origin: origin, value: []string{origin}})
 	}
 	return p, nil
-}
-
-// normaliseOrigin returns o as a browser serialises an origin: lower-case scheme and host, no
-// default port, no path.
-func normaliseOrigin(o string) (string, error) {
-	if o == "null" {
-		return "", errors.New(`"null" is not allowed (sandboxed documents and file: pages send it)`)
-	}
-	u, err := url.Parse(o)
-	if err != nil || (strings.ToLower(u.Scheme) != "https" && strings.ToLower(u.Scheme) != "http") || u.Host == "" {
-		return "", errors.New("must be an origin scheme://host[:port] with scheme http or https")
-	}
-	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return "", errors.New("must be an origin scheme://host[:port], without path, query or user info")
-	}
-	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
-	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
-		port = ""
-	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", errors.New("port must be in 1-65535")
-		}
-		return scheme + "://" + host + ":" + port, nil
-	}
-	return scheme + "://" + host, nil
 }
 
 // AllowsAny reports whether the policy allows every origin ("*").

@@ -12,13 +12,23 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/mxedge/mxedge/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
+// mustNew builds a Policy from cors.allow_origins as config validates and
+// parses it.
 func mustNew(t testing.TB, origins ...string) *Policy {
 	t.Helper()
-	p, err := New(origins)
+	c := config.Defaults()
+	c.ServerName = "example.org"
+	c.CORS.AllowOrigins = origins
+	if err := c.Validate(); err != nil {
+		t.Fatalf("cors.allow_origins %q: %v", origins, err)
+	}
+	p, err := New(c.CORSOrigins())
 	if err != nil {
 		t.Fatalf("New(%q): %v", origins, err)
 	}
@@ -232,48 +242,30 @@ func TestApply(t *testing.T) {
 	}
 }
 
-func TestNew(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      []string
-		wantErr string // substring; "" = ok
-	}{
-		{name: "star", in: []string{"*"}},
-		{name: "list", in: []string{"https://a.org", "http://localhost:8080", "https://[::1]:8443", "https://b.org/"}},
-		{name: "empty", in: nil, wantErr: "cors.allow_origins: empty"},
-		{name: "star mixed", in: []string{"https://a.org", "*"}, wantErr: "cors.allow_origins[1]"},
-		{name: "null", in: []string{"null"}, wantErr: "cors.allow_origins[0]"},
-		{name: "path", in: []string{"https://a.org/app"}, wantErr: "cors.allow_origins[0]"},
-		{name: "no scheme", in: []string{"a.org"}, wantErr: "cors.allow_origins[0]"},
-		{name: "ftp", in: []string{"https://ok.org", "ftp://a.org"}, wantErr: "cors.allow_origins[1]"},
-		{name: "query", in: []string{"https://a.org?x"}, wantErr: "cors.allow_origins[0]"},
-		{name: "userinfo", in: []string{"https://u@a.org"}, wantErr: "cors.allow_origins[0]"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.in)
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("got %v, want no error", err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Errorf("got %v, want an error containing %q", err, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestNormaliseOrigin(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"https://App.Example.org", "https://app.example.org"},
-		{"HTTPS://a.org:443", "https://a.org"},
-		{"http://a.org:80/", "http://a.org"},
-		{"https://a.org:80", "https://a.org:80"},
-		{"https://[::1]:8443", "https://[::1]:8443"},
-	}
-	for _, tt := range tests {
-		if got, err := normaliseOrigin(tt.in); err != nil || got != tt.want {
-			t.Errorf("normaliseOrigin(%q): got %q (%v), want %q", tt.in, got, err, tt.want)
+// TestNewFromConfig: the Policy allows exactly the origins config
+// validated, in the form config normalised them to, and refuses the zero
+// Origins of a Config that was never validated.
+func TestNewFromConfig(t *testing.T) {
+	p := mustNew(t, "HTTPS://App.Example.org/", "https://chat.example.org:443", "http://localhost:3000")
+	for _, tt := range []struct{ origin, want string }{
+		{"https://app.example.org", "https://app.example.org"},
+		{"https://chat.example.org", "https://chat.example.org"},
+		{"http://localhost:3000", "http://localhost:3000"},
+		{"https://APP.example.org", "https://APP.example.org"}, // echoed as sent
+		{"https://app.example.org:8443", ""},
+		{"http://app.example.org", ""},
+	} {
+		h := http.Header{}
+		p.Apply(h, tt.origin)
+		if got := h.Get(hAllowOrigin); got != tt.want {
+			t.Errorf("Origin %s: got Allow-Origin %q, want %q", tt.origin, got, tt.want)
 		}
+	}
+	if !mustNew(t, "*").AllowsAny() {
+		t.Errorf(`["*"]: got AllowsAny false, want true`)
+	}
+	if _, err := New(config.Origins{}); err == nil || !strings.Contains(err.Error(), "cors.allow_origins") {
+		t.Errorf("zero Origins: got %v, want an error naming cors.allow_origins", err)
 	}
 }
 

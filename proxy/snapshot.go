@@ -107,7 +107,7 @@ func (s *Server) compile(cfg *config.Config) (*snapshot, error) {
 		snap.hsts = []string{"max-age=" + strconv.Itoa(cfg.TLS.HSTS)}
 	}
 	var err error
-	if snap.cors, err = cors.New(cfg.CORS.AllowOrigins); err != nil {
+	if snap.cors, err = cors.New(cfg.CORSOrigins()); err != nil {
 		return nil, fmt.Errorf("cors: %w", err)
 	}
 	if snap.wellKnown, err = wellknown.New(cfg, wellknown.Options{Error: writeErrorFor}); err != nil {

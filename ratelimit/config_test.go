@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -123,5 +125,43 @@ func TestConfigProblems(t *testing.T) {
 			}
 			t.Fatalf("got %v, want a problem at %s", err, tc.key)
 		})
+	}
+}
+
+// TestConfigExemptAddressesAsValidated: the limiter exempts exactly the
+// prefixes config parsed, IPv4-mapped entries unmapped as in trusted_proxies,
+// and refuses a section whose lists were never validated.
+func TestConfigExemptAddressesAsValidated(t *testing.T) {
+	c, err := load(t, "rate_limits:\n  exempt: {addresses: [\"::ffff:10.0.0.0/104\", \"::ffff:192.0.2.1\"]}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(c.RateLimits.ExemptPrefixes()), "[10.0.0.0/8 192.0.2.1/32]"; got != want {
+		t.Fatalf("ExemptPrefixes: got %s, want %s", got, want)
+	}
+	l, _ := newLimiter(t, c.RateLimits, newClock())
+	for _, tt := range []struct {
+		client     string
+		wantExempt bool
+	}{
+		{"10.1.2.3", true},
+		{"::ffff:10.9.9.9", true},
+		{"192.0.2.1", true},
+		{"192.0.2.2", false},
+	} {
+		allowed := 0
+		for range 20 {
+			if l.Check(newReq("POST", "/_matrix/client/v3/login", "", ""), netip.MustParseAddr(tt.client), Of(LoginAddress)).Allowed {
+				allowed++
+			}
+		}
+		if got := allowed == 20; got != tt.wantExempt {
+			t.Errorf("%s: allowed %d of 20, want exempt=%v", tt.client, allowed, tt.wantExempt)
+		}
+	}
+
+	raw := config.Defaults().RateLimits // exempt.addresses set, never validated
+	if _, err := New(raw, Options{}); err == nil || !strings.Contains(err.Error(), "not validated") {
+		t.Fatalf("New on an unvalidated section: got %v, want a not validated error", err)
 	}
 }

@@ -111,8 +111,11 @@ type appservice struct {
 	sender      string // key of the appservice's own user
 }
 
-// New builds a Limiter for cfg (already validated by config.Load). With
-// cfg.Store "redis", o.Store must be the shared store.
+// New builds a Limiter for cfg, the rate_limits section of a Config that
+// config.Load or Config.Validate accepted: exempt addresses, rule paths and
+// appservice registrations are taken parsed from it (ExemptPrefixes,
+// RulePaths, Appservices), and a section whose lists were never validated
+// is refused. With cfg.Store "redis", o.Store must be the shared store.
 func New(cfg config.RateLimits, o Options) (*Limiter, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -182,6 +185,12 @@ func (l *Limiter) warnUnenforced(cfg config.RateLimits) {
 }
 
 func (l *Limiter) compile(cfg config.RateLimits) (*state, error) {
+	// Addresses, rule paths and registrations come parsed by Config.Validate;
+	// lists without their parsed forms were never validated.
+	if len(cfg.ExemptPrefixes()) != len(cfg.Exempt.Addresses) || len(cfg.RulePaths()) != len(cfg.Rules) ||
+		len(cfg.Appservices()) != len(cfg.Exempt.AppserviceRegistrations) {
+		return nil, errors.New("rate_limits: not validated: build the Limiter from a Config that config.Load or Config.Validate accepted")
+	}
 	st := &state{cfg: cfg, ipv6: cfg.IPv6Prefix, onError: cfg.Redis.OnError}
 	if st.ipv6 <= 0 || st.ipv6 > 128 {
 		st.ipv6 = config.DefaultRateLimitIPv6Prefix
@@ -215,19 +224,9 @@ func (l *Limiter) compile(cfg config.RateLimits) (*state, error) {
 		InvitesPerRoom:            lim(cfg.RCInvites.PerRoom),
 		JoinsPerRoom:              lim(cfg.RCJoinsPerRoom),
 	}
-	for i, a := range cfg.Exempt.Addresses {
-		p, err := config.ParseAddrOrPrefix(a)
-		if err != nil {
-			return nil, fmt.Errorf("rate_limits.exempt.addresses[%d]: %v", i, err)
-		}
-		st.exempt = append(st.exempt, p)
-	}
+	st.exempt = cfg.ExemptPrefixes()
 	st.as = make(map[string]appservice)
-	for i, f := range cfg.Exempt.AppserviceRegistrations {
-		reg, err := config.ReadAppserviceRegistration(f)
-		if err != nil {
-			return nil, fmt.Errorf("rate_limits.exempt.appservice_registrations[%d]: %v", i, err)
-		}
+	for _, reg := range cfg.Appservices() {
 		st.as[reg.ASToken] = appservice{
 			rateLimited: reg.RateLimited == nil || *reg.RateLimited,
 			sender:      "as:" + reg.ID + ":" + reg.SenderLocalpart,
@@ -238,11 +237,9 @@ func (l *Limiter) compile(cfg config.RateLimits) (*state, error) {
 	}
 	st.ctr = make([][numOutcomes]prometheus.Counter, NumBuiltin, NumBuiltin+len(cfg.Rules))
 	copy(st.ctr, l.builtinCtr[:])
+	paths := cfg.RulePaths()
 	for i, r := range cfg.Rules {
-		cr, err := compileRule(r)
-		if err != nil {
-			return nil, fmt.Errorf("rate_limits.rules[%d].path: %v", i, err)
-		}
+		cr := compileRule(r, paths[i])
 		st.rules = append(st.rules, cr)
 		var c [numOutcomes]prometheus.Counter
 		for o := range numOutcomes {

@@ -49,6 +49,19 @@ func defaults() config.RateLimits {
 	return rl
 }
 
+// validated returns rl as Config.Validate leaves it: with the parsed forms
+// (exempt prefixes, rule paths, appservice registrations) New reads.
+func validated(t testing.TB, rl config.RateLimits) config.RateLimits {
+	t.Helper()
+	c := config.Defaults()
+	c.ServerName = "example.org"
+	c.RateLimits = rl
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	return c.RateLimits
+}
+
 func newLimiter(t testing.TB, cfg config.RateLimits, clk *fakeClock) (*Limiter, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -504,7 +517,7 @@ func TestAppservices(t *testing.T) {
 		writeFile(t, "free.yaml", "id: free\nas_token: as_free\nhs_token: h1\nsender_localpart: freebot\nrate_limited: false\nnamespaces: {users: []}\n"),
 		writeFile(t, "bridge.yaml", "id: bridge\nas_token: as_bridge\nhs_token: h2\nsender_localpart: bridgebot\nurl: http://localhost:9000\n"),
 	}
-	l, _ := newLimiter(t, cfg, newClock())
+	l, _ := newLimiter(t, validated(t, cfg), newClock())
 	cats := Of(Message)
 	path := "/_matrix/client/v3/rooms/!r:x/send/m.room.message/t"
 	for range 50 {
@@ -540,7 +553,7 @@ func TestAppservices(t *testing.T) {
 func TestExemptAddresses(t *testing.T) {
 	cfg := defaults()
 	cfg.Exempt.Addresses = []string{"10.0.0.0/8", "2001:db8::1"}
-	l, reg := newLimiter(t, cfg, newClock())
+	l, reg := newLimiter(t, validated(t, cfg), newClock())
 	for _, a := range []string{"10.1.2.3", "::ffff:10.9.9.9", "2001:db8::1"} {
 		for range 20 {
 			if d := l.Check(newReq("POST", "/_matrix/client/v3/login", "", ""), netip.MustParseAddr(a), Of(LoginAddress)); !d.Allowed {
@@ -588,7 +601,7 @@ func TestRules(t *testing.T) {
 		{Name: "sync", Methods: []string{"GET"}, Path: "/_matrix/client/*/sync", Key: "token", PerSecond: 1, BurstCount: 2},
 		{Name: "media", Path: "/_matrix/media/**", Key: "ip+token", PerSecond: 1, BurstCount: 1},
 	}
-	l, reg := newLimiter(t, cfg, newClock())
+	l, reg := newLimiter(t, validated(t, cfg), newClock())
 	tests := []struct {
 		method, path string
 		match        string

@@ -16,21 +16,14 @@ type rule struct {
 	limit   Limit
 }
 
-func compileRule(r config.RateLimitRule) (rule, error) {
-	if err := config.ValidRulePath(r.Path); err != nil {
-		return rule{}, err
-	}
-	segs := strings.Split(r.Path[1:], "/")
-	cr := rule{name: "rule:" + r.Name, methods: r.Methods, key: r.Key, limit: NewLimit(r.PerSecond, r.BurstCount)}
-	if n := len(segs); n > 0 && segs[n-1] == "**" {
-		cr.rest = true
-		segs = segs[:n-1]
-	}
-	cr.segs = segs
+// compileRule compiles r, whose path Config.Validate parsed into path.
+func compileRule(r config.RateLimitRule, path config.RulePath) rule {
+	cr := rule{name: "rule:" + r.Name, methods: r.Methods, segs: path.Segments, rest: path.Rest, key: r.Key,
+		limit: NewLimit(r.PerSecond, r.BurstCount)}
 	if cr.key == "" {
 		cr.key = config.RuleKeyIP
 	}
-	return cr, nil
+	return cr
 }
 
 // match reports whether the rule applies to method and the decoded path. It

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -53,8 +52,9 @@ type document struct {
 	length []string // Content-Length header value
 }
 
-// New validates the well_known section and public_baseurl of c and serialises the three documents
-// once. Errors name the configuration keys at fault. c is only read.
+// New validates the well_known section of c and serialises the three documents once; c must have
+// been validated (config.Load or Config.Validate), which parses public_baseurl. Errors name the
+// configuration keys at fault. c is only read.
 func New(c *config.Config, o Options) (*Handler, error) {
 	if c == nil {
 		return nil, errors.New("wellknown: nil config")
@@ -92,24 +92,13 @@ func New(c *config.Config, o Options) (*Handler, error) {
 	return h, nil
 }
 
-// baseURL returns the m.homeserver base_url: public_baseurl (as Load parsed it, else parsed here,
-// with the default config.DefaultPublicBaseURL(server_name) when empty) without trailing slashes,
-// as in the spec's examples ("https://matrix.example.org"; clients strip a trailing slash anyway).
+// baseURL returns the m.homeserver base_url: public_baseurl as config parsed it
+// (Config.PublicBaseURLParsed) without trailing slashes, as in the spec's examples
+// ("https://matrix.example.org"; clients strip a trailing slash anyway).
 func baseURL(c *config.Config) (string, error) {
-	if u := c.PublicBaseURLParsed(); u != nil {
-		return strings.TrimRight(u.String(), "/"), nil
-	}
-	s := c.PublicBaseURL
-	if s == "" {
-		if c.ServerName == "" {
-			return "", errors.New("public_baseurl: empty and no server_name to derive it from")
-		}
-		s = config.DefaultPublicBaseURL(c.ServerName)
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
-		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return "", fmt.Errorf("public_baseurl: must be an absolute http(s) URL without query or fragment, got %q", s)
+	u := c.PublicBaseURLParsed()
+	if u == nil {
+		return "", errors.New("public_baseurl: not parsed: build the Handler from a Config that config.Load or Config.Validate accepted")
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }

@@ -25,39 +25,51 @@ func testError(w http.ResponseWriter, r *http.Request, status int, errcode, msg 
 	fmt.Fprintf(w, `{"errcode":%q,"error":%q}`, errcode, msg)
 }
 
-// fullConfig is a configuration with every document and the extras seen in real deployments.
+// fullConfig is a configuration with every document and the extras seen in real deployments,
+// not yet validated (newHandler validates it).
 func fullConfig() *config.Config {
-	return &config.Config{
-		ServerName:    "example.org",
-		PublicBaseURL: "https://matrix.example.org/",
-		WellKnown: config.WellKnown{
-			Client: map[string]any{
-				"m.identity_server":                 map[string]any{"base_url": "https://vector.im"},
-				"io.element.e2ee":                   map[string]any{"default": false, "secure_backup_required": true},
-				"org.matrix.msc3575.proxy":          map[string]any{"url": "https://sync.example.org"},
-				"org.matrix.msc2965.authentication": map[string]any{"issuer": "https://auth.example.org/", "account": "https://auth.example.org/account?a=1&b=2"},
-				"org.matrix.msc4143.rtc_foci":       []any{map[string]any{"type": "livekit", "livekit_service_url": "https://rtc.example.org"}},
-				"m.tile_server":                     map[string]any{"map_style_url": "https://tiles.example.org/style.json"},
-				"io.element.jitsi":                  map[string]any{"preferredDomain": "jitsi.example.org"},
-				"org.example.number":                42,
-				"org.example.flag":                  true,
-				"org.example.nothing":               nil,
-				"org.example.text":                  "<b>&</b>",
+	c := config.Defaults()
+	c.ServerName = "example.org"
+	c.PublicBaseURL = "https://matrix.example.org/"
+	c.WellKnown = config.WellKnown{
+		Client: map[string]any{
+			"m.identity_server":                 map[string]any{"base_url": "https://vector.im"},
+			"io.element.e2ee":                   map[string]any{"default": false, "secure_backup_required": true},
+			"org.matrix.msc3575.proxy":          map[string]any{"url": "https://sync.example.org"},
+			"org.matrix.msc2965.authentication": map[string]any{"issuer": "https://auth.example.org/", "account": "https://auth.example.org/account?a=1&b=2"},
+			"org.matrix.msc4143.rtc_foci":       []any{map[string]any{"type": "livekit", "livekit_service_url": "https://rtc.example.org"}},
+			"m.tile_server":                     map[string]any{"map_style_url": "https://tiles.example.org/style.json"},
+			"io.element.jitsi":                  map[string]any{"preferredDomain": "jitsi.example.org"},
+			"org.example.number":                42,
+			"org.example.flag":                  true,
+			"org.example.nothing":               nil,
+			"org.example.text":                  "<b>&</b>",
+		},
+		Server: "matrix.example.org:443",
+		Support: map[string]any{
+			"contacts": []any{
+				map[string]any{"role": "m.role.admin", "matrix_id": "@admin:example.org", "email_address": "admin@example.org"},
+				map[string]any{"role": "m.role.security", "email_address": "security@example.org"},
 			},
-			Server: "matrix.example.org:443",
-			Support: map[string]any{
-				"contacts": []any{
-					map[string]any{"role": "m.role.admin", "matrix_id": "@admin:example.org", "email_address": "admin@example.org"},
-					map[string]any{"role": "m.role.security", "email_address": "security@example.org"},
-				},
-				"support_page": "https://example.org/support.html",
-			},
+			"support_page": "https://example.org/support.html",
 		},
 	}
+	return c
 }
 
-func newHandler(t *testing.T, c *config.Config) *Handler {
+// bareConfig is the defaults with a server name only.
+func bareConfig() *config.Config {
+	c := config.Defaults()
+	c.ServerName = "example.org"
+	return c
+}
+
+// newHandler validates c, as config.Load does, and builds its Handler.
+func newHandler(t testing.TB, c *config.Config) *Handler {
 	t.Helper()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
 	h, err := New(c, Options{Error: testError})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -101,7 +113,7 @@ func TestGolden(t *testing.T) {
 
 func TestServeHTTP(t *testing.T) {
 	full := newHandler(t, fullConfig())
-	bare := newHandler(t, &config.Config{ServerName: "example.org"})
+	bare := newHandler(t, bareConfig())
 	tests := []struct {
 		name        string
 		h           *Handler
@@ -180,6 +192,7 @@ func TestHeadOverHTTP(t *testing.T) {
 	}
 }
 
+// TestBaseURL: m.homeserver.base_url is public_baseurl as config parsed it, trailing "/" trimmed.
 func TestBaseURL(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"trailing slash trimmed", "https://matrix.example.org/", "https://matrix.example.org"},
@@ -189,7 +202,12 @@ func TestBaseURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := baseURL(&config.Config{ServerName: "x", PublicBaseURL: tt.in})
+			c := bareConfig()
+			c.PublicBaseURL = tt.in
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := baseURL(c)
 			if err != nil || got != tt.want {
 				t.Errorf("got %q (%v), want %q", got, err, tt.want)
 			}
@@ -205,8 +223,7 @@ func TestNewErrors(t *testing.T) {
 		wantSub string // substring of the error naming the key
 	}{
 		{name: "no error writer", mutate: func(*config.Config) {}, wantSub: "Options.Error"},
-		{name: "relative base url", mutate: func(c *config.Config) { c.PublicBaseURL = "matrix.example.org" }, opts: Options{Error: testError}, wantSub: "public_baseurl"},
-		{name: "base url with query", mutate: func(c *config.Config) { c.PublicBaseURL = "https://x.org/?a" }, opts: Options{Error: testError}, wantSub: "public_baseurl"},
+		{name: "not validated", mutate: func(*config.Config) {}, opts: Options{Error: testError}, wantSub: "public_baseurl: not parsed"},
 		{name: "bad server", mutate: func(c *config.Config) { c.WellKnown.Server = "https://matrix.example.org" }, opts: Options{Error: testError}, wantSub: "well_known.server"},
 		{name: "homeserver override", mutate: func(c *config.Config) { c.WellKnown.Client["m.homeserver"] = map[string]any{"base_url": "https://x"} }, opts: Options{Error: testError}, wantSub: "well_known.client.m.homeserver"},
 		{name: "empty support", mutate: func(c *config.Config) { c.WellKnown.Support = map[string]any{} }, opts: Options{Error: testError}, wantSub: "well_known.support"},
@@ -251,10 +268,7 @@ func TestZeroAllocs(t *testing.T) {
 }
 
 func BenchmarkServeHTTP(b *testing.B) {
-	h, err := New(fullConfig(), Options{Error: testError})
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := newHandler(b, fullConfig())
 	for _, p := range []string{ClientPath, ServerPath, SupportPath} {
 		b.Run(strings.TrimPrefix(p, "/.well-known/matrix/"), func(b *testing.B) {
 			r := httptest.NewRequest(http.MethodGet, p, nil)

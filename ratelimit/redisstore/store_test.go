@@ -415,7 +415,12 @@ func BenchmarkRedisCheck(b *testing.B) {
 }
 
 func TestOpen(t *testing.T) {
-	rl := config.Defaults().RateLimits
+	c := config.Defaults()
+	c.ServerName = "example.org"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rl := c.RateLimits
 	l, err := Open(rl, ratelimit.Options{})
 	if err != nil {
 		t.Fatal(err)
