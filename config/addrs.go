@@ -53,10 +53,30 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return pre.Masked(), nil
 }
 
+// Prefixes is a parsed list of addresses (trusted_proxies,
+// admin_api.allow_from, rate_limits.exempt.addresses). The zero value
+// contains nothing.
+type Prefixes []netip.Prefix
+
+// Contains reports whether any prefix holds a (matched as is: callers pass
+// unmapped addresses without zone, as mxedge reads every client address). An
+// invalid address is in no list.
+func (ps Prefixes) Contains(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkPrefixes parses a list of addresses with parsePrefix, reporting each
 // bad entry at key[i]. It returns the prefixes, one per entry, or nil when
 // any entry is bad.
-func checkPrefixes(p *problems, key string, list []string) []netip.Prefix {
+func checkPrefixes(p *problems, key string, list []string) Prefixes {
 	out := make([]netip.Prefix, 0, len(list))
 	ok := true
 	for i, s := range list {

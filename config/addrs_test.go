@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net/netip"
 	"strconv"
 	"testing"
 )
@@ -13,11 +12,11 @@ import (
 var addressLists = []struct {
 	key    string
 	yaml   string
-	parsed func(c *Config) []netip.Prefix
+	parsed func(c *Config) Prefixes
 }{
 	{"trusted_proxies", "\ntrusted_proxies: [%s]\n", (*Config).TrustedProxyPrefixes},
 	{"admin_api.allow_from", "admin_api:\n  allow_from: [%s]\n", (*Config).AdminAllowPrefixes},
-	{"rate_limits.exempt.addresses", "rate_limits:\n  exempt: {addresses: [%s]}\n", func(c *Config) []netip.Prefix { return c.RateLimits.ExemptPrefixes() }},
+	{"rate_limits.exempt.addresses", "rate_limits:\n  exempt: {addresses: [%s]}\n", func(c *Config) Prefixes { return c.RateLimits.ExemptPrefixes() }},
 }
 
 // TestAddressRule: every list of addresses accepts and refuses the same

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"net/netip"
 	"net/url"
 )
 
@@ -55,8 +54,8 @@ type Config struct {
 	upstreamURL    *url.URL
 	upstreamSocket string
 	publicBaseURL  *url.URL
-	trustedProxies []netip.Prefix
-	adminAllow     []netip.Prefix
+	trustedProxies Prefixes
+	adminAllow     Prefixes
 	corsOrigins    Origins
 }
 

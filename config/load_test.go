@@ -209,7 +209,7 @@ func TestEnvVars(t *testing.T) {
 	if got := c2.PublicBaseURLParsed().String(); got != "https://matrix.example.org/" {
 		t.Errorf("public base URL: got %q, want trailing slash added", got)
 	}
-	wantP := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}
+	wantP := Prefixes{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}
 	if got := c2.TrustedProxyPrefixes(); !reflect.DeepEqual(got, wantP) {
 		t.Errorf("trusted proxies: got %v, want %v", got, wantP)
 	}

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"net/netip"
 	"net/url"
 )
 
@@ -11,12 +10,12 @@ type parsedForms struct {
 	upstreamURL    *url.URL
 	upstreamSocket string
 	publicBaseURL  *url.URL
-	trustedProxies []netip.Prefix
-	adminAllow     []netip.Prefix
+	trustedProxies Prefixes
+	adminAllow     Prefixes
 	corsOrigins    Origins
 
 	// rate_limits
-	exemptPrefixes []netip.Prefix
+	exemptPrefixes Prefixes
 	rulePaths      []RulePath
 	appservices    []*AppserviceRegistration
 }
@@ -47,11 +46,11 @@ func (c *Config) PublicBaseURLParsed() *url.URL { return c.publicBaseURL }
 // of addresses follows (bare IPs as /32 or /128, IPv4-mapped IPv6 unmapped,
 // host bits masked). Empty: no proxy is trusted. Callers must
 // not modify it.
-func (c *Config) TrustedProxyPrefixes() []netip.Prefix { return c.trustedProxies }
+func (c *Config) TrustedProxyPrefixes() Prefixes { return c.trustedProxies }
 
 // AdminAllowPrefixes returns admin_api.allow_from parsed like
 // TrustedProxyPrefixes. Empty: the admin API is closed to everyone.
-func (c *Config) AdminAllowPrefixes() []netip.Prefix { return c.adminAllow }
+func (c *Config) AdminAllowPrefixes() Prefixes { return c.adminAllow }
 
 // CORSOrigins returns cors.allow_origins parsed for cors.New: each origin as
 // a browser sends it (lowercase, no default port, no trailing "/"). The zero Origins before a
@@ -61,7 +60,7 @@ func (c *Config) CORSOrigins() Origins { return c.corsOrigins }
 // ExemptPrefixes returns rate_limits.exempt.addresses parsed like
 // TrustedProxyPrefixes, one per entry. Nil before a successful Validate.
 // Callers must not modify it.
-func (r *RateLimits) ExemptPrefixes() []netip.Prefix { return r.exemptPrefixes }
+func (r *RateLimits) ExemptPrefixes() Prefixes { return r.exemptPrefixes }
 
 // RulePaths returns the parsed path pattern of each of rate_limits.rules,
 // index for index. Nil before a successful Validate. Callers must not modify

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"math"
-	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -88,7 +87,7 @@ type RateLimits struct {
 	Redis RateLimitRedis `yaml:"redis"`
 
 	// Parsed forms, filled once by Config.Validate (see parsed.go).
-	exemptPrefixes []netip.Prefix
+	exemptPrefixes Prefixes
 	rulePaths      []RulePath
 	appservices    []*AppserviceRegistration
 }

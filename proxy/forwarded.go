@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/mxedge/mxedge/config"
 	"github.com/mxedge/mxedge/h1"
 )
 
@@ -40,9 +41,9 @@ import (
 // zone. trusted is matched against unmapped addresses, so it should hold IPv4
 // prefixes for IPv4 clients. ClientAddr does not allocate for up to 16
 // Forwarded elements and is safe for concurrent use.
-func ClientAddr(peer netip.Addr, h http.Header, trusted []netip.Prefix) (client netip.Addr, proto string) {
+func ClientAddr(peer netip.Addr, h http.Header, trusted config.Prefixes) (client netip.Addr, proto string) {
 	peer = peer.Unmap().WithZone("")
-	if !fwdTrusted(peer, trusted) {
+	if !trusted.Contains(peer) {
 		return peer, ""
 	}
 	proto = fwdProto(h)
@@ -63,17 +64,6 @@ func ClientAddr(peer netip.Addr, h http.Header, trusted []netip.Prefix) (client 
 	return client, proto
 }
 
-func fwdTrusted(a netip.Addr, trusted []netip.Prefix) bool {
-	if !a.IsValid() {
-		return false
-	}
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
 
 // fwdProto returns the last X-Forwarded-Proto value when it is http or https.
 func fwdProto(h http.Header) string {
@@ -100,7 +90,7 @@ func fwdProtoValue(v string) string {
 
 // fwdFromXFF walks X-Forwarded-For lines from the right. found is false when
 // there is no non-empty entry.
-func fwdFromXFF(peer netip.Addr, lines []string, trusted []netip.Prefix) (client netip.Addr, found bool) {
+func fwdFromXFF(peer netip.Addr, lines []string, trusted config.Prefixes) (client netip.Addr, found bool) {
 	last := peer
 	for li := len(lines) - 1; li >= 0; li-- {
 		s := lines[li]
@@ -112,7 +102,7 @@ func fwdFromXFF(peer netip.Addr, lines []string, trusted []netip.Prefix) (client
 				switch {
 				case !ok:
 					return last, true
-				case !fwdTrusted(a, trusted):
+				case !trusted.Contains(a):
 					return a, true
 				}
 				last, found = a, true
@@ -295,7 +285,7 @@ func fwdSkipOWS(s string, i int) int {
 }
 
 // fwdFromForwarded walks the elements from the right.
-func fwdFromForwarded(peer netip.Addr, elems []fwdElement, trusted []netip.Prefix) netip.Addr {
+func fwdFromForwarded(peer netip.Addr, elems []fwdElement, trusted config.Prefixes) netip.Addr {
 	last := peer
 	for i := len(elems) - 1; i >= 0; i-- {
 		e := elems[i]
@@ -309,7 +299,7 @@ func fwdFromForwarded(peer netip.Addr, elems []fwdElement, trusted []netip.Prefi
 		case fwdNodeBad:
 			return last
 		}
-		if !fwdTrusted(a, trusted) {
+		if !trusted.Contains(a) {
 			return a
 		}
 		last = a

@@ -5,10 +5,12 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/mxedge/mxedge/config"
 )
 
 func TestClientAddr(t *testing.T) {
-	trusted := []netip.Prefix{
+	trusted := config.Prefixes{
 		netip.MustParsePrefix("10.0.0.0/8"),
 		netip.MustParsePrefix("192.168.1.0/24"),
 		netip.MustParsePrefix("fd00::/8"),
@@ -112,7 +114,7 @@ func TestClientAddr(t *testing.T) {
 }
 
 func TestClientAddrAllocs(t *testing.T) {
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	trusted := config.Prefixes{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
 	peer := netip.MustParseAddr("10.0.0.1")
 	for _, h := range []http.Header{
 		{"X-Forwarded-For": {"1.2.3.4"}, "X-Forwarded-Proto": {"https"}},
@@ -129,7 +131,7 @@ func FuzzClientAddr(f *testing.F) {
 	f.Add("1.2.3.4, 10.0.0.2", "https", `for="[2001:db8::1]:80";proto=http`, true)
 	f.Add("", "", `for=unknown, for=10.0.0.3`, true)
 	f.Add("[::ffff:1.2.3.4]:1", "HTTP", `for="6.6.6.6`, false)
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}
+	trusted := config.Prefixes{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}
 	f.Fuzz(func(t *testing.T, xff, xfp, fwd string, trustPeer bool) {
 		peer := netip.MustParseAddr("198.51.100.1")
 		if trustPeer {
@@ -180,7 +182,7 @@ func FuzzClientAddr(f *testing.F) {
 				if !leftmost.IsValid() {
 					leftmost = a
 				}
-				if !fwdTrusted(a, trusted) {
+				if !trusted.Contains(a) {
 					want, all = a, false
 				}
 			}
@@ -215,7 +217,7 @@ func fuzzMentions(s string, a netip.Addr) bool {
 }
 
 func BenchmarkClientAddr(b *testing.B) {
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	trusted := config.Prefixes{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
 	for _, bc := range []struct {
 		name string
 		peer string

@@ -171,7 +171,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, l *listener) {
 	case rq.route.Gate == GateRefused:
 		writeError(w, http.StatusNotFound, errUnrecognized, "Unrecognized request")
 		return
-	case rq.route.Gate == GateAdmin && !containsAddr(snap.adminAllow, rq.peer):
+	case rq.route.Gate == GateAdmin && !snap.adminAllow.Contains(rq.peer):
 		writeError(w, http.StatusNotFound, errUnrecognized, "Unrecognized request")
 		return
 	case headerBytes(r) > snap.maxHeaderBytes:
@@ -297,7 +297,7 @@ var hdrClose = []string{"close"}
 
 // requestID takes a trusted proxy's X-Request-Id when valid, else makes one.
 func (s *Server) requestID(r *http.Request, rq *request) string {
-	if rq.client != rq.peer || containsAddr(rq.snap.trustedProxies, rq.peer) {
+	if rq.client != rq.peer || rq.snap.trustedProxies.Contains(rq.peer) {
 		if id := headerValue(r.Header, "X-Request-Id"); id != "" && ValidRequestID(id) {
 			return id
 		}
@@ -342,13 +342,4 @@ func headerValue(h http.Header, key string) string {
 		return v[0]
 	}
 	return ""
-}
-
-func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
-	for _, p := range ps {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }

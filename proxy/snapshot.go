@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"time"
@@ -25,8 +24,8 @@ import (
 type snapshot struct {
 	cfg            *config.Config
 	extraPrefixes  []string
-	trustedProxies []netip.Prefix
-	adminAllow     []netip.Prefix
+	trustedProxies config.Prefixes
+	adminAllow     config.Prefixes
 	maxHeaderBytes int64
 	maxBody        int64
 	maxJSONBody    int64

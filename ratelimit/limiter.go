@@ -98,7 +98,7 @@ type Limiter struct {
 type state struct {
 	cfg     config.RateLimits
 	limits  [numBuiltin]Limit
-	exempt  []netip.Prefix
+	exempt  config.Prefixes
 	as      map[string]appservice // by as_token
 	rules   []rule
 	ipv6    int
@@ -262,12 +262,10 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) (d 
 		return d
 	}
 	client = client.Unmap()
-	for _, p := range st.exempt {
-		if p.Contains(client) {
-			st.countSet(cats, outExempt)
-			d.Allowed = true
-			return d
-		}
+	if st.exempt.Contains(client) {
+		st.countSet(cats, outExempt)
+		d.Allowed = true
+		return d
 	}
 	token := AccessToken(r)
 	var subject Key
