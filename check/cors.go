@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/mxedge/mxedge/h1"
 )
 
 const fixDuplicate = "let exactly one layer set CORS headers: mxedge replaces the homeserver's copies, so remove the add_header/header lines of any proxy in front of it (browsers reject \"*, *\")"
@@ -31,10 +33,8 @@ func headerOnce(h http.Header, k string, single bool) (string, string) {
 
 func tokens(v string) []string {
 	var out []string
-	for _, t := range strings.Split(v, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			out = append(out, strings.ToLower(t))
-		}
+	for t := range h1.ListTokens([]string{v}) {
+		out = append(out, strings.ToLower(t))
 	}
 	return out
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/mxedge/mxedge/h1"
+
 	"github.com/mxedge/mxedge/config"
 )
 
@@ -184,25 +186,39 @@ func (p *Policy) exposeFor(upstream []string) []string {
 }
 
 // mergeExpose joins the header names of lines (comma lists) and Retry-After, dropping empty
-// names and case-insensitive duplicates (the first spelling wins).
+// names and case-insensitive duplicates (the first spelling wins). Linear in the names: a
+// long list from the upstream is deduplicated through a set.
 func mergeExpose(lines []string) string {
 	var names []string
+	var seen map[string]bool // lower-cased names, once the list is long
 	add := func(n string) {
-		n = strings.TrimSpace(n)
-		if n == "" {
-			return
-		}
-		for _, have := range names {
-			if strings.EqualFold(have, n) {
+		switch {
+		case seen != nil:
+			k := strings.ToLower(n)
+			if seen[k] {
 				return
+			}
+			seen[k] = true
+		case len(names) >= 16:
+			seen = make(map[string]bool, 2*len(names))
+			for _, have := range names {
+				seen[strings.ToLower(have)] = true
+			}
+			seen[strings.ToLower(n)] = true
+			if len(seen) == len(names) {
+				return
+			}
+		default:
+			for _, have := range names {
+				if h1.EqualFold(have, n) {
+					return
+				}
 			}
 		}
 		names = append(names, n)
 	}
-	for _, l := range lines {
-		for n := range strings.SplitSeq(l, ",") {
-			add(n)
-		}
+	for n := range h1.ListTokens(lines) {
+		add(n)
 	}
 	add(ExposeAlways)
 	return strings.Join(names, ", ")
@@ -210,13 +226,9 @@ func mergeExpose(lines []string) string {
 
 // hasToken reports whether the comma-separated lines hold token (case-insensitive).
 func hasToken(lines []string, token string) bool {
-	for _, l := range lines {
-		for l != "" {
-			var t string
-			t, l, _ = strings.Cut(l, ",")
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
+	for t := range h1.ListTokens(lines) {
+		if h1.EqualFold(t, token) {
+			return true
 		}
 	}
 	return false

@@ -468,3 +468,16 @@ func BenchmarkPreflight(b *testing.B) {
 		p.Preflight(w, r)
 	}
 }
+
+// A long Expose-Headers list from the upstream is merged in linear time, with
+// case-insensitive duplicates dropped (the first spelling wins).
+func TestMergeExposeLongList(t *testing.T) {
+	var b strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&b, "X-H%d, x-h%d, ", i%2500, i%2500)
+	}
+	got := strings.Split(mergeExpose([]string{b.String(), "Retry-After"}), ", ")
+	if len(got) != 2501 || got[0] != "X-H0" || got[2500] != "Retry-After" {
+		t.Errorf("merged %d names (first %q, last %q), want 2501 ending in Retry-After", len(got), got[0], got[len(got)-1])
+	}
+}
