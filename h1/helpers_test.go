@@ -88,15 +88,6 @@ func (u *scripted) serveConn(c net.Conn) {
 	}
 }
 
-func (u *scripted) lastHead(t *testing.T) string {
-	t.Helper()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if len(u.heads) == 0 {
-		t.Fatal("the upstream saw no request")
-	}
-	return u.heads[len(u.heads)-1]
-}
 
 // answers is an answer func writing a fixed reply to each request (the last
 // one repeats).

@@ -11,12 +11,10 @@ import (
 // Matrix error codes mxedge answers with.
 const (
 	errUnknown        = "M_UNKNOWN"
-	errNotFound       = "M_NOT_FOUND"
 	errUnrecognized   = "M_UNRECOGNIZED"
 	errTooLarge       = "M_TOO_LARGE"
 	errLimitExceeded  = "M_LIMIT_EXCEEDED"
 	errInvalidParam   = "M_INVALID_PARAM"
-	errBadJSON        = "M_BAD_JSON"
 	msgTooManyRequest = "Too many requests"
 )
 
