@@ -11,8 +11,12 @@ type Config struct {
 	// ServerName is the Matrix server name (the part after ':' in user IDs). Required.
 	ServerName string `yaml:"server_name"`
 	// Upstream is the homeserver: an http:// or https:// URL, or unix:/path/to.sock.
-	// Default http://127.0.0.1:8008.
+	// Default http://127.0.0.1:8008. The short form of upstreams.homeserver
+	// with this one member.
 	Upstream string `yaml:"upstream"`
+	// Upstreams are named pools of upstream members. The pool "homeserver"
+	// is where Matrix traffic goes (default: upstream as its one member).
+	Upstreams map[string]Upstream `yaml:"upstreams"`
 	// PublicBaseURL is the client-facing base URL advertised in
 	// /.well-known/matrix/client. Default https://<server_name>/.
 	PublicBaseURL string `yaml:"public_baseurl"`
@@ -29,6 +33,15 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// AdminAPI gates /_synapse/admin/.
 	AdminAPI AdminAPI `yaml:"admin_api"`
+	// MAS configures the Matrix Authentication Service (issue: front a real deployment).
+	MAS MAS `yaml:"mas"`
+	// RTC configures MatrixRTC: lk-jwt-service and the LiveKit SFU.
+	RTC RTC `yaml:"rtc"`
+	// Routes are extra routing rules to pools (Element Web, admin UIs),
+	// checked before the Matrix table.
+	Routes []Route `yaml:"routes"`
+	// Federation says whether the homeserver federates.
+	Federation Federation `yaml:"federation"`
 	// Forward lists what is forwarded besides the Matrix prefixes.
 	Forward Forward `yaml:"forward"`
 	// Limits bounds request sizes.
@@ -54,6 +67,9 @@ type Config struct {
 	upstreamURL    *url.URL
 	upstreamSocket string
 	publicBaseURL  *url.URL
+	pools          []*PoolSpec
+	edge           edgeForms
+	masAdmin       Prefixes
 	trustedProxies Prefixes
 	adminAllow     Prefixes
 	corsOrigins    Origins

@@ -10,6 +10,9 @@ type parsedForms struct {
 	upstreamURL    *url.URL
 	upstreamSocket string
 	publicBaseURL  *url.URL
+	pools          []*PoolSpec
+	edge           edgeForms
+	masAdmin       Prefixes
 	trustedProxies Prefixes
 	adminAllow     Prefixes
 	corsOrigins    Origins
@@ -23,6 +26,7 @@ type parsedForms struct {
 func (c *Config) setParsed(pf parsedForms) {
 	c.upstreamURL, c.upstreamSocket, c.publicBaseURL = pf.upstreamURL, pf.upstreamSocket, pf.publicBaseURL
 	c.trustedProxies, c.adminAllow = pf.trustedProxies, pf.adminAllow
+	c.pools, c.edge, c.masAdmin = pf.pools, pf.edge, pf.masAdmin
 	c.corsOrigins = pf.corsOrigins
 	r := &c.RateLimits
 	r.exemptPrefixes, r.rulePaths, r.appservices = pf.exemptPrefixes, pf.rulePaths, pf.appservices
@@ -71,3 +75,7 @@ func (r *RateLimits) RulePaths() []RulePath { return r.rulePaths }
 // rate_limits.exempt.appservice_registrations, file for file. Nil before a
 // successful Validate. Callers must not modify them.
 func (r *RateLimits) Appservices() []*AppserviceRegistration { return r.appservices }
+
+// MASAdminAllowPrefixes returns mas.admin_api.allow_from parsed. Empty: MAS's
+// admin API is closed to everyone.
+func (c *Config) MASAdminAllowPrefixes() Prefixes { return c.masAdmin }

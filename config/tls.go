@@ -88,12 +88,13 @@ func (c *Config) defaultsTLS() {
 
 // TLSDomains returns the names TLS serves: tls.domains when set, else the
 // host of public_baseurl (as Validate parsed it; left out before a
-// successful Validate) followed by server_name (without port, lowercased,
-// deduplicated). It does not modify c.
-func (c *Config) TLSDomains() []string { return c.tlsDomains(c.publicBaseURL) }
+// successful Validate) followed by server_name, MAS's host and the hosts of
+// routes (without port, lowercased, deduplicated). It does not modify c.
+func (c *Config) TLSDomains() []string { return c.tlsDomains(c.publicBaseURL, &c.edge) }
 
-// tlsDomains is TLSDomains with pub as the parsed public_baseurl.
-func (c *Config) tlsDomains(pub *url.URL) []string {
+// tlsDomains is TLSDomains with pub as the parsed public_baseurl and ef the
+// parsed MAS and route settings.
+func (c *Config) tlsDomains(pub *url.URL, ef *edgeForms) []string {
 	var in []string
 	if len(c.TLS.Domains) > 0 {
 		in = c.TLS.Domains
@@ -106,6 +107,7 @@ func (c *Config) tlsDomains(pub *url.URL) []string {
 			sn = h
 		}
 		in = append(in, sn)
+		in = append(in, edgeHosts(ef)...)
 	}
 	out := make([]string, 0, len(in))
 	for _, d := range in {
@@ -128,8 +130,9 @@ func tlsContains(list []string, s string) bool {
 }
 
 // validateTLS checks the tls section; pub is public_baseurl as validate
-// parsed it (nil when it is invalid). It has no side effects.
-func (c *Config) validateTLS(p *problems, pub *url.URL) {
+// parsed it (nil when it is invalid), ef the parsed MAS and route settings.
+// It has no side effects.
+func (c *Config) validateTLS(p *problems, pub *url.URL, ef *edgeForms) {
 	t := &c.TLS
 	switch t.Mode {
 	case TLSModeOff:
@@ -148,7 +151,18 @@ func (c *Config) validateTLS(p *problems, pub *url.URL) {
 	if t.RenewCheckInterval.D() <= 0 {
 		p.add("tls.renew_check_interval", "must be > 0, got %s", t.RenewCheckInterval.D())
 	}
-	domains := c.tlsDomains(pub)
+	domains := c.tlsDomains(pub, ef)
+	if len(t.Domains) > 0 {
+		// Every host mxedge routes must have a certificate name.
+		if h := c.MASHostFrom(ef); h != "" && !tlsCovers(domains, h) {
+			p.add("mas.public_base", "host %q is not in tls.domains: no certificate would cover it", h)
+		}
+		for i, r := range ef.routes {
+			if r.Host != "" && !tlsCovers(domains, r.Host) {
+				p.add(indexKey("routes", i)+".host", "%q is not in tls.domains: no certificate would cover it", r.Host)
+			}
+		}
+	}
 	for i, d := range t.Domains {
 		if !tlsValidDomain(d) {
 			p.add(tlsKey("tls.domains", i), "not a DNS name: %q", d)
@@ -265,4 +279,34 @@ func tlsInternalHost(h string) bool {
 	h = strings.ToLower(h)
 	return h == "localhost" || strings.HasSuffix(h, ".localhost") || strings.HasSuffix(h, ".local") ||
 		strings.HasSuffix(h, ".internal") || strings.HasSuffix(h, ".home.arpa")
+}
+
+// edgeHosts returns MAS's host and the hosts of routes.
+func edgeHosts(ef *edgeForms) []string {
+	var out []string
+	if ef.masBase != nil {
+		out = append(out, ef.masBase.Hostname())
+	}
+	for _, r := range ef.routes {
+		if r.Host != "" {
+			out = append(out, r.Host)
+		}
+	}
+	return out
+}
+
+// tlsCovers reports whether a certificate for names covers host: an exact
+// name, or a wildcard "*.example.org" for one more label.
+func tlsCovers(names []string, host string) bool {
+	for _, n := range names {
+		if n == host {
+			return true
+		}
+		if rest, ok := strings.CutPrefix(n, "*."); ok {
+			if i := strings.IndexByte(host, '.'); i > 0 && host[i+1:] == rest {
+				return true
+			}
+		}
+	}
+	return false
 }

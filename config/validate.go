@@ -50,6 +50,7 @@ func (c *Config) validate(p *problems) {
 	}
 	pf.upstreamURL, pf.upstreamSocket = checkUpstream(p, c.Upstream)
 	pf.publicBaseURL = c.checkPublicBaseURL(p)
+	pf.pools = c.checkPools(p, pf.upstreamURL, pf.upstreamSocket)
 	c.checkListen(p)
 	pf.trustedProxies = checkPrefixes(p, "trusted_proxies", c.TrustedProxies)
 	pf.adminAllow = checkPrefixes(p, "admin_api.allow_from", c.AdminAPI.AllowFrom)
@@ -71,8 +72,9 @@ func (c *Config) validate(p *problems) {
 		p.add("log.format", "must be json or text, got %q", c.Log.Format)
 	}
 	pf.corsOrigins = checkOrigins(p, "cors.allow_origins", c.CORS.AllowOrigins)
+	c.checkEdge(p, &pf)
 
-	c.validateTLS(p, pf.publicBaseURL)
+	c.validateTLS(p, pf.publicBaseURL, &pf.edge)
 	c.validateRateLimits(p, &pf)
 	c.validateWellKnown(p)
 	if len(p.list) == 0 {

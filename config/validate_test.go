@@ -30,7 +30,7 @@ func TestValidationRules(t *testing.T) {
 		{name: "server_name bad port", noBase: true, yaml: "server_name: example.org:99999\n", wantKey: "server_name", wantMsg: "port"},
 		// upstream
 		{name: "upstream https", yaml: "upstream: https://synapse.internal:8448\n"},
-		{name: "upstream with path", yaml: "upstream: http://127.0.0.1:8008/synapse\n"},
+		{name: "upstream with path", yaml: "upstream: http://127.0.0.1:8008/synapse\n", wantKey: "upstream", wantMsg: "must not hold a path"},
 		{name: "upstream unix", yaml: "upstream: unix:/run/synapse.sock\n"},
 		{name: "upstream unix triple slash", yaml: "upstream: unix:///run/synapse.sock\n"},
 		{name: "upstream unix relative", yaml: "upstream: unix:run/synapse.sock\n", wantKey: "upstream", wantMsg: "absolute path"},
