@@ -2,6 +2,7 @@ package h1
 
 import (
 	"io"
+	"net"
 	"net/http"
 )
 
@@ -28,11 +29,14 @@ const (
 	modeLength
 	modeChunked
 	modeClose
+	modeUpgrade // a 101: the connection now carries another protocol
 )
 
 func (p *Pool) newResponse(c *conn, stop func() bool, req *Request, raw []byte, h head) *Response {
 	r := &Response{Status: h.status, pool: p, c: c, stop: stop, raw: raw, h: h}
 	switch {
+	case h.status == http.StatusSwitchingProtocols:
+		r.mode = modeUpgrade
 	case req.Method == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified:
 		r.mode = modeNone
 	case h.chunked:
@@ -74,6 +78,9 @@ func (r *Response) WriteBody(w FlushWriter) error {
 	if r.mode == modeNone {
 		r.done = true
 		return nil
+	}
+	if r.mode == modeUpgrade {
+		return ErrSwitch // the body is another protocol: use Upgraded
 	}
 	if r.mode == modeLength && int64(c.w-c.r) >= r.remain {
 		n := int(r.remain)
@@ -188,6 +195,20 @@ func (c *conn) readRaw(p []byte) (n int, drained bool, err error) {
 	return n, n < len(p), err
 }
 
+// Upgraded returns, for a 101 answer, the connection now speaking the new
+// protocol and the bytes of it already read after the head. The connection
+// is never pooled again; Close closes it. Call it after Header.
+func (r *Response) Upgraded() (net.Conn, []byte) {
+	c := r.c
+	if r.mode != modeUpgrade || c == nil {
+		return nil, nil
+	}
+	rest := append([]byte(nil), c.buf[c.r:c.w]...)
+	c.r = c.w
+	c.releaseBuf()
+	return c.nc, rest
+}
+
 // Close ends the exchange. The connection goes back to the pool only when
 // the body was read to its end, the upstream allowed keep-alive, nothing
 // follows the answer in the buffer, and the request was not cancelled;
@@ -199,7 +220,7 @@ func (r *Response) Close() {
 	c := r.c
 	r.c = nil
 	r.pool.busy.Add(-1)
-	reusable := r.done && !r.h.close && r.mode != modeClose && c.r == c.w
+	reusable := r.done && !r.h.close && r.mode != modeClose && r.mode != modeUpgrade && c.r == c.w
 	if r.stop() && reusable {
 		r.pool.put(c)
 		return

@@ -91,7 +91,7 @@ func (p *Pool) roundTrip(ctx context.Context, req *Request) (*Response, error) {
 			var raw []byte
 			raw, h, err = c.readFinal(req.HeaderTimeout, req.LongPoll)
 			if err == nil {
-				if h.status == http.StatusSwitchingProtocols {
+				if h.status == http.StatusSwitchingProtocols && !switchTo(raw, &h, req.Upgrade) {
 					err = ErrSwitch
 					break
 				}
@@ -214,4 +214,15 @@ func (c *conn) readHead(limit int) ([]byte, head, error) {
 			return nil, head{}, err
 		}
 	}
+}
+
+// switchTo reports whether a 101 head raw switches to proto, the protocol
+// the request asked for: Connection names upgrade and Upgrade is proto.
+func switchTo(raw []byte, h *head, proto string) bool {
+	if proto == "" || !h.upgrade {
+		return false
+	}
+	hdr := http.Header{}
+	fillHeaderAll(hdr, raw, h)
+	return EqualFold(hdr.Get("Upgrade"), proto)
 }

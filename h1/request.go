@@ -46,6 +46,11 @@ type Request struct {
 	// LongPoll holds no buffer while waiting for the answer (held requests
 	// cost no memory beyond the connection).
 	LongPoll bool
+	// Upgrade, when set (a token such as "websocket"), asks the upstream to
+	// switch protocols: the request carries Connection: Upgrade and Upgrade,
+	// and a 101 answer naming the same protocol is returned (see
+	// Response.Upgraded). Empty: a 101 is a protocol error.
+	Upgrade string
 }
 
 // FieldAppender appends header fields, each "Name: value\r\n".
@@ -165,6 +170,11 @@ func appendHead(b []byte, r *Request, cl int64, named *connNames) ([]byte, error
 	}
 	if r.Fields != nil {
 		b = r.Fields.AppendFields(b)
+	}
+	if r.Upgrade != "" {
+		b = append(b, "Connection: Upgrade\r\nUpgrade: "...)
+		b = append(b, r.Upgrade...)
+		b = append(b, "\r\n"...)
 	}
 	switch {
 	case cl < 0:

@@ -170,6 +170,21 @@ func hopField(k string) bool {
 	return false
 }
 
+// fillHeaderAll copies every field of a parsed head into dst, hop-by-hop
+// ones included (to read a 101's Upgrade).
+func fillHeaderAll(dst http.Header, b []byte, h *head) {
+	_, rest := nextLine(string(b))
+	for {
+		var line string
+		line, rest = nextLine(rest)
+		if line == "" {
+			return
+		}
+		c := indexColon(line)
+		dst[line[:c]] = append(dst[line[:c]], TrimOWS(line[c+1:]))
+	}
+}
+
 // fillHeader copies a parsed, canonicalised head into dst, minus hop-by-hop
 // fields and those named in Connection. All values are substrings of one
 // string made from the head; common names are interned. Linear in the head.
