@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 // base is a valid file that each validation case extends.
@@ -101,7 +103,7 @@ func TestValidationRules(t *testing.T) {
 			if !tt.noBase {
 				content = base + content
 			}
-			p := writeFile(t, "c.yaml", content)
+			p := testkit.TempFile(t, "c.yaml", content)
 			c, err := Load(LoadOptions{Path: p})
 			if tt.wantKey == "" {
 				if err != nil {
@@ -137,7 +139,7 @@ func c2lines(t *testing.T, content string) map[string]int {
 }
 
 func TestParsedForms(t *testing.T) {
-	p := writeFile(t, "c.yaml", base+"public_baseurl: https://m.example.org/base\ntrusted_proxies: [10.1.2.3/8, \"2001:db8::1\"]\nadmin_api:\n  allow_from: [192.0.2.7]\n")
+	p := testkit.TempFile(t, "c.yaml", base+"public_baseurl: https://m.example.org/base\ntrusted_proxies: [10.1.2.3/8, \"2001:db8::1\"]\nadmin_api:\n  allow_from: [192.0.2.7]\n")
 	c, err := Load(LoadOptions{Path: p})
 	if err != nil {
 		t.Fatal(err)
