@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
 )
 
 // issue runs one issuance against a fresh Pebble with the given challenge
@@ -39,8 +40,8 @@ func testIssue(t *testing.T, challenge string) {
 	}
 	// the challenge was answered by our listener, not by a certmagic one
 	want := map[string]string{config.ChallengeHTTP01: "http-01", config.ChallengeTLSALPN01: "tls-alpn-01"}[challenge]
-	if got := e.logs.find("challenge=" + want); len(got) == 0 {
-		t.Errorf("no log of a served %s challenge; logs: %v", want, e.logs.find("challenge"))
+	if got := e.logs.Find(testkit.Attrs("challenge", want)); len(got) == 0 {
+		t.Errorf("no log of a served %s challenge; logs: %v", want, e.logs.Find(testkit.Contains("challenge")))
 	}
 	// Status and the expiry gauge
 	st := e.m.Status()
@@ -172,7 +173,7 @@ func TestACMERenewShortLived(t *testing.T) {
 func TestACMESharedRedisStorage(t *testing.T) {
 	for _, ch := range []string{config.ChallengeHTTP01} {
 		t.Run(ch, func(t *testing.T) {
-			redisURL := startRedis(t)
+			redisURL := testkit.StartRedis(t, testkit.CertsPorts).URL()
 			aHTTP, aHTTPS := listenEdge(t)
 			bHTTP, bHTTPS := listenEdge(t)
 			p := startPebble(t, pebbleOpts{httpPort: port(bHTTP), tlsPort: port(bHTTPS)})

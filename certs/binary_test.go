@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
 )
 
 // The tests in this file run the mxedge binary (built once, see
@@ -32,7 +33,7 @@ import (
 // the binary on the same storage.
 func TestBinaryACMEHTTP01(t *testing.T) {
 	hs := newHomeserver(t)
-	ports, release := reservePorts(t, 2)
+	ports, release := testkit.ReservePorts(t, testkit.CertsPorts, 2)
 	httpPort, httpsPort := ports[0], ports[1]
 	p := startPebble(t, pebbleOpts{httpPort: httpPort, tlsPort: httpsPort})
 	release()
@@ -42,15 +43,15 @@ func TestBinaryACMEHTTP01(t *testing.T) {
 		return map[string]string{"http": loopback(httpPort), "https": loopback(httpsPort), "federation": "127.0.0.1:0"}
 	}
 	const hsts = 600
-	writeJSONConfig(t, cfgFile, baseConfig(hs.URL, listen(), acmeTLS(p, storage, hsts, config.ChallengeHTTP01)))
-	mxedgeBinary(t) // build outside the measured time
+	testkit.WriteJSON(t, cfgFile, baseConfig(hs.URL, listen(), acmeTLS(p, storage, hsts, config.ChallengeHTTP01)))
+	testkit.MxedgeBinary(t) // build outside the measured time
 
-	e := startMxedge(t, "first", cfgFile, "https", "federation", "http", "ops")
-	httpsAddr := e.addr("https")
+	e := testkit.StartMxedge(t, "first", []string{"run", "--config", cfgFile}, "https", "federation", "http", "ops")
+	httpsAddr := e.Addr("https")
 	leaf := waitServed(t, httpsAddr, testName, p.root, 90*time.Second)
-	issued := time.Since(e.started)
-	obtained := e.waitLog(t, time.Second, "obtain log", logMsg("certificate obtained successfully", "identifier", testName))
-	t.Logf("HTTP-01 through the binary: first verified handshake %v after exec (certmagic obtain log at %s)", issued.Round(time.Millisecond), obtained.str("time"))
+	issued := time.Since(e.Started())
+	obtained := e.WaitLog(t, time.Second, "obtain log", testkit.Msg("certificate obtained successfully", "identifier", testName))
+	t.Logf("HTTP-01 through the binary: first verified handshake %v after exec (certmagic obtain log at %s)", issued.Round(time.Millisecond), obtained.Str("time"))
 
 	t.Run("https", func(t *testing.T) {
 		c, err := handshake(httpsAddr, testName, p.root, "h2", "http/1.1")
@@ -90,24 +91,24 @@ func TestBinaryACMEHTTP01(t *testing.T) {
 
 	t.Run("http", func(t *testing.T) {
 		// Pebble validated at listen.http, which this process holds.
-		if got, want := e.addr("http"), loopback(httpPort); got != want {
+		if got, want := e.Addr("http"), loopback(httpPort); got != want {
 			t.Fatalf("http listener at %s, want Pebble's httpPort %s", got, want)
 		}
-		served := e.find(logMsg("served key authentication", "challenge", "http-01", "identifier", testName))
+		served := e.Find(testkit.Msg("served key authentication", "challenge", "http-01", "identifier", testName))
 		if len(served) == 0 {
 			t.Errorf("no \"served key authentication\" http-01 log: the challenge was not answered by mxedge's http listener")
 		}
 		if got := p.issuedCount(); got != 1 {
 			t.Errorf("pebble issued %d certificates, want 1", got)
 		}
-		if got := e.metric(t, "mxedge_tls_acme_attempts_total"); got != 1 {
+		if got := e.Metric(t, "mxedge_tls_acme_attempts_total"); got != 1 {
 			t.Errorf("mxedge_tls_acme_attempts_total: got %v, want 1", got)
 		}
-		checkRedirect(t, e.addr("http"), httpsPort)
+		checkRedirect(t, e.Addr("http"), httpsPort)
 	})
 
 	t.Run("federation", func(t *testing.T) {
-		fedAddr := e.addr("federation")
+		fedAddr := e.Addr("federation")
 		c, err := handshake(fedAddr, testName, p.root, "h2", "http/1.1")
 		if err != nil {
 			t.Fatal(err)
@@ -152,36 +153,36 @@ func TestBinaryACMEHTTP01(t *testing.T) {
 
 	t.Run("restart", func(t *testing.T) {
 		stopping := time.Now()
-		e.stop(t)
+		e.Stop(t)
 		t.Logf("restart: SIGTERM to exit %v", time.Since(stopping).Round(time.Millisecond))
 		// Same storage and ports; hsts 0 this time.
-		writeJSONConfig(t, cfgFile, baseConfig(hs.URL, listen(), acmeTLS(p, storage, 0, config.ChallengeHTTP01)))
-		e2 := startMxedge(t, "restarted", cfgFile, "https", "http", "ops")
-		listening := time.Since(e2.started)
+		testkit.WriteJSON(t, cfgFile, baseConfig(hs.URL, listen(), acmeTLS(p, storage, 0, config.ChallengeHTTP01)))
+		e2 := testkit.StartMxedge(t, "restarted", []string{"run", "--config", cfgFile}, "https", "http", "ops")
+		listening := time.Since(e2.Started())
 		// certs.Manager.Start loads the stored certificate before it
 		// returns, and the listeners serve only after that: the very first
 		// handshake gets it.
-		if c, err := handshake(e2.addr("https"), testName, p.root); err != nil {
-			t.Errorf("restart: first handshake %v after exec failed: %v", time.Since(e2.started).Round(time.Millisecond), err)
+		if c, err := handshake(e2.Addr("https"), testName, p.root); err != nil {
+			t.Errorf("restart: first handshake %v after exec failed: %v", time.Since(e2.Started()).Round(time.Millisecond), err)
 		} else {
 			c.Close()
 		}
-		second := waitServed(t, e2.addr("https"), testName, p.root, 10*time.Second)
-		t.Logf("restart: listening %v after exec, verified handshake %v after exec", listening.Round(time.Millisecond), time.Since(e2.started).Round(time.Millisecond))
+		second := waitServed(t, e2.Addr("https"), testName, p.root, 10*time.Second)
+		t.Logf("restart: listening %v after exec, verified handshake %v after exec", listening.Round(time.Millisecond), time.Since(e2.Started()).Round(time.Millisecond))
 		if second.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
 			t.Errorf("after restart: serial %v, want the stored %v", second.SerialNumber, leaf.SerialNumber)
 		}
-		res := get(t, httpsClient(e2.addr("https"), p.root), "https://"+testName+"/_matrix/client/versions", "")
+		res := get(t, httpsClient(e2.Addr("https"), p.root), "https://"+testName+"/_matrix/client/versions", "")
 		if res.StatusCode != 200 {
 			t.Errorf("after restart: GET /_matrix/client/versions: %d", res.StatusCode)
 		}
 		if got := res.Header.Values("Strict-Transport-Security"); len(got) != 0 {
 			t.Errorf("hsts: 0: got Strict-Transport-Security %q, want none", got)
 		}
-		if got := e2.metric(t, "mxedge_tls_acme_attempts_total"); got != 0 {
+		if got := e2.Metric(t, "mxedge_tls_acme_attempts_total"); got != 0 {
 			t.Errorf("after restart: mxedge_tls_acme_attempts_total %v, want 0", got)
 		}
-		if got := e2.find(logMsg("obtaining certificate")); len(got) != 0 {
+		if got := e2.Find(testkit.Msg("obtaining certificate")); len(got) != 0 {
 			t.Errorf("after restart: %d \"obtaining certificate\" logs, want 0", len(got))
 		}
 		if got, orders := p.issuedCount(), p.orderCount(); got != 1 || orders != 1 {
@@ -195,32 +196,32 @@ func TestBinaryACMEHTTP01(t *testing.T) {
 // only succeed on mxedge's https listener.
 func TestBinaryACMETLSALPN01(t *testing.T) {
 	hs := newHomeserver(t)
-	ports, release := reservePorts(t, 2)
+	ports, release := testkit.ReservePorts(t, testkit.CertsPorts, 2)
 	httpsPort, deadHTTPPort := ports[0], ports[1]
 	p := startPebble(t, pebbleOpts{httpPort: deadHTTPPort, tlsPort: httpsPort})
 	release()
 	cfgFile := filepath.Join(t.TempDir(), "mxedge.yaml")
 	listen := map[string]string{"http": "127.0.0.1:0", "https": loopback(httpsPort)}
-	writeJSONConfig(t, cfgFile, baseConfig(hs.URL, listen, acmeTLS(p, t.TempDir(), config.DefaultHSTS, config.ChallengeTLSALPN01)))
-	mxedgeBinary(t)
+	testkit.WriteJSON(t, cfgFile, baseConfig(hs.URL, listen, acmeTLS(p, t.TempDir(), config.DefaultHSTS, config.ChallengeTLSALPN01)))
+	testkit.MxedgeBinary(t)
 
-	e := startMxedge(t, "alpn", cfgFile, "https", "http", "ops")
-	leaf := waitServed(t, e.addr("https"), testName, p.root, 90*time.Second)
-	t.Logf("TLS-ALPN-01 through the binary: first verified handshake %v after exec", time.Since(e.started).Round(time.Millisecond))
+	e := testkit.StartMxedge(t, "alpn", []string{"run", "--config", cfgFile}, "https", "http", "ops")
+	leaf := waitServed(t, e.Addr("https"), testName, p.root, 90*time.Second)
+	t.Logf("TLS-ALPN-01 through the binary: first verified handshake %v after exec", time.Since(e.Started()).Round(time.Millisecond))
 
 	if !slices.Contains(leaf.DNSNames, testName) {
 		t.Errorf("SANs: got %v, want %s", leaf.DNSNames, testName)
 	}
-	if got := e.find(logMsg("served key authentication certificate", "challenge", "tls-alpn-01", "server_name", testName)); len(got) == 0 {
+	if got := e.Find(testkit.Msg("served key authentication certificate", "challenge", "tls-alpn-01", "server_name", testName)); len(got) == 0 {
 		t.Error("no \"served key authentication certificate\" tls-alpn-01 log")
 	}
-	if got := e.find(logMsg("served key authentication")); len(got) != 0 {
+	if got := e.Find(testkit.Msg("served key authentication")); len(got) != 0 {
 		t.Errorf("http-01 answered with only tls-alpn-01 enabled: %v", got)
 	}
 	if got := p.issuedCount(); got != 1 {
 		t.Errorf("pebble issued %d, want 1", got)
 	}
-	c, err := handshake(e.addr("https"), testName, p.root, "h2", "http/1.1")
+	c, err := handshake(e.Addr("https"), testName, p.root, "h2", "http/1.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,11 +233,11 @@ func TestBinaryACMETLSALPN01(t *testing.T) {
 	}
 	// A client offering only acme-tls/1 for a served name gets no
 	// certificate once the challenge is over (no validation in progress).
-	if c, err := handshake(e.addr("https"), testName, p.root, "acme-tls/1"); err == nil {
+	if c, err := handshake(e.Addr("https"), testName, p.root, "acme-tls/1"); err == nil {
 		c.Close()
 		t.Error("acme-tls/1 handshake after issuance: got success, want refusal")
 	}
-	checkTLSVersions(t, e.addr("https"), p.root)
+	checkTLSVersions(t, e.Addr("https"), p.root)
 }
 
 // TestBinaryFilesReload serves a certificate from files, replaces the files
@@ -254,12 +255,12 @@ func TestBinaryFilesReload(t *testing.T) {
 	must(t, os.WriteFile(certFile, certPEM, 0o600))
 	must(t, os.WriteFile(keyFile, keyPEM, 0o600))
 	cfgFile := filepath.Join(dir, "mxedge.yaml")
-	writeJSONConfig(t, cfgFile, baseConfig(hs.URL,
+	testkit.WriteJSON(t, cfgFile, baseConfig(hs.URL,
 		map[string]string{"http": "127.0.0.1:0", "https": "127.0.0.1:0", "federation": "127.0.0.1:0"},
 		map[string]any{"mode": "files", "domains": []string{testName}, "cert_file": certFile, "key_file": keyFile, "renew_check_interval": "1h"}))
 
-	e := startMxedge(t, "files", cfgFile, "https", "federation", "http", "ops")
-	addr := e.addr("https")
+	e := testkit.StartMxedge(t, "files", []string{"run", "--config", cfgFile}, "https", "federation", "http", "ops")
+	addr := e.Addr("https")
 
 	// An open HTTP/1.1 connection, used before and after the reload.
 	old, err := tls.Dial("tcp", addr, &tls.Config{ServerName: testName, RootCAs: roots, NextProtos: []string{"http/1.1"}})
@@ -273,7 +274,7 @@ func TestBinaryFilesReload(t *testing.T) {
 	if status := rawGet(t, old, oldReader, "/_matrix/client/versions"); status != 200 {
 		t.Fatalf("open connection, first request: status %d", status)
 	}
-	if c, err := handshake(e.addr("federation"), testName, roots); err != nil {
+	if c, err := handshake(e.Addr("federation"), testName, roots); err != nil {
 		t.Errorf("federation listener: %v", err)
 	} else {
 		if got := c.ConnectionState().PeerCertificates[0].SerialNumber; got.Cmp(oldChain[0].SerialNumber) != 0 {
@@ -293,9 +294,9 @@ func TestBinaryFilesReload(t *testing.T) {
 	certPEM2, keyPEM2 := ca.leaf(t, []string{testName}, now.Add(-time.Hour), now.Add(10*24*time.Hour))
 	replaceFile(t, certFile, certPEM2)
 	replaceFile(t, keyFile, keyPEM2)
-	must(t, e.cmd.Process.Signal(syscall.SIGHUP))
-	e.waitLog(t, 10*time.Second, "certificate files reloaded", logMsg("certificate files reloaded"))
-	e.waitLog(t, 10*time.Second, "configuration reloaded", logMsg("configuration reloaded"))
+	e.Signal(t, syscall.SIGHUP)
+	e.WaitLog(t, 10*time.Second, "certificate files reloaded", testkit.Msg("certificate files reloaded"))
+	e.WaitLog(t, 10*time.Second, "configuration reloaded", testkit.Msg("configuration reloaded"))
 
 	c, err := handshake(addr, testName, roots)
 	if err != nil {
@@ -321,7 +322,7 @@ func TestBinaryFilesReload(t *testing.T) {
 			t.Errorf("/readyz warning for a 10-day certificate: %q, want \"expires soon\"", got.Warning)
 		}
 	})
-	e.stop(t)
+	e.Stop(t)
 }
 
 // TestBinaryReplicasRedis runs two mxedge processes on one Redis storage
@@ -334,47 +335,47 @@ func TestBinaryReplicasRedis(t *testing.T) {
 	for _, ch := range []string{config.ChallengeHTTP01, config.ChallengeTLSALPN01} {
 		t.Run(ch, func(t *testing.T) {
 			hs := newHomeserver(t)
-			redisURL := startRedis(t)
+			redisURL := testkit.StartRedis(t, testkit.CertsPorts).URL()
 			// Pebble's validation ports stay bound by the relays; the
 			// replicas' ports are released just before they start.
-			relayHTTP, relayTLS := startRelay(t, reserveListener(t)), startRelay(t, reserveListener(t))
-			ports, release := reservePorts(t, 4)
+			relayHTTP, relayTLS := startRelay(t, testkit.ReserveListener(t, testkit.CertsPorts)), startRelay(t, testkit.ReserveListener(t, testkit.CertsPorts))
+			ports, release := testkit.ReservePorts(t, testkit.CertsPorts, 4)
 			p := startPebble(t, pebbleOpts{httpPort: port(relayHTTP.ln), tlsPort: port(relayTLS.ln)})
 			release()
 			dir := t.TempDir()
 			cfgA, cfgB := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
-			writeJSONConfig(t, cfgA, baseConfig(hs.URL, map[string]string{"http": loopback(ports[0]), "https": loopback(ports[1])},
+			testkit.WriteJSON(t, cfgA, baseConfig(hs.URL, map[string]string{"http": loopback(ports[0]), "https": loopback(ports[1])},
 				acmeTLS(p, redisURL, config.DefaultHSTS, ch)))
-			writeJSONConfig(t, cfgB, baseConfig(hs.URL, map[string]string{"http": loopback(ports[2]), "https": loopback(ports[3])},
+			testkit.WriteJSON(t, cfgB, baseConfig(hs.URL, map[string]string{"http": loopback(ports[2]), "https": loopback(ports[3])},
 				acmeTLS(p, redisURL, config.DefaultHSTS, ch)))
 
-			a := startMxedge(t, "A", cfgA, "https", "http", "ops")
-			a.waitLog(t, 30*time.Second, "A obtaining", logMsg("obtaining certificate", "identifier", testName))
-			b := startMxedge(t, "B", cfgB, "https", "http", "ops")
-			relayHTTP.open(b.addr("http"))
-			relayTLS.open(b.addr("https"))
+			a := testkit.StartMxedge(t, "A", []string{"run", "--config", cfgA}, "https", "http", "ops")
+			a.WaitLog(t, 30*time.Second, "A obtaining", testkit.Msg("obtaining certificate", "identifier", testName))
+			b := testkit.StartMxedge(t, "B", []string{"run", "--config", cfgB}, "https", "http", "ops")
+			relayHTTP.open(b.Addr("http"))
+			relayTLS.open(b.Addr("https"))
 
-			la := waitServed(t, a.addr("https"), testName, p.root, 90*time.Second)
-			t.Logf("%s: A serves %v after exec", ch, time.Since(a.started).Round(time.Millisecond))
-			lb := waitServed(t, b.addr("https"), testName, p.root, 90*time.Second)
-			t.Logf("%s: B serves %v after exec", ch, time.Since(b.started).Round(time.Millisecond))
+			la := waitServed(t, a.Addr("https"), testName, p.root, 90*time.Second)
+			t.Logf("%s: A serves %v after exec", ch, time.Since(a.Started()).Round(time.Millisecond))
+			lb := waitServed(t, b.Addr("https"), testName, p.root, 90*time.Second)
+			t.Logf("%s: B serves %v after exec", ch, time.Since(b.Started()).Round(time.Millisecond))
 			if la.SerialNumber.Cmp(lb.SerialNumber) != 0 {
 				t.Errorf("serials: A %v, B %v, want the same certificate", la.SerialNumber, lb.SerialNumber)
 			}
-			attA, attB := a.metric(t, "mxedge_tls_acme_attempts_total"), b.metric(t, "mxedge_tls_acme_attempts_total")
+			attA, attB := a.Metric(t, "mxedge_tls_acme_attempts_total"), b.Metric(t, "mxedge_tls_acme_attempts_total")
 			if attA != 1 || attB != 0 || p.issuedCount() != 1 || p.orderCount() != 1 {
 				t.Errorf("orders: attempts A %v, B %v, pebble issued %d, orders %d; want 1, 0, 1, 1", attA, attB, p.issuedCount(), p.orderCount())
 			}
 			msg := map[string]string{config.ChallengeHTTP01: "served key authentication", config.ChallengeTLSALPN01: "served key authentication certificate"}[ch]
-			if got := b.find(logMsg(msg, "challenge", ch, "distributed", "true")); len(got) == 0 {
+			if got := b.Find(testkit.Msg(msg, "challenge", ch, "distributed", "true")); len(got) == 0 {
 				t.Errorf("B logged no %q for %s with distributed=true (answered from the shared storage); relayed connections: %d",
 					msg, ch, relayHTTP.accepted.Load()+relayTLS.accepted.Load())
 			}
-			if got := a.find(func(l logLine) bool { return strings.HasPrefix(l.str("msg"), "served key authentication") }); len(got) != 0 {
+			if got := a.Find(func(l testkit.Line) bool { return strings.HasPrefix(l.Str("msg"), "served key authentication") }); len(got) != 0 {
 				t.Errorf("A answered a challenge Pebble never sent it: %v", got)
 			}
-			a.stop(t)
-			b.stop(t)
+			a.Stop(t)
+			b.Stop(t)
 		})
 	}
 }
@@ -426,9 +427,9 @@ func checkRedirect(t *testing.T, httpAddr string, httpsPort int) {
 
 // checkReadyz checks that /readyz lists testName with leaf's expiry and
 // the days left, and returns the entry.
-func checkReadyz(t *testing.T, e *mxedgeProc, leaf *x509.Certificate) readyCert {
+func checkReadyz(t *testing.T, e *testkit.Proc, leaf *x509.Certificate) readyCert {
 	t.Helper()
-	certs := e.readyz(t)
+	certs := readyz(t, e)
 	if len(certs) != 1 || certs[0].Name != testName {
 		t.Fatalf("/readyz certificates: got %+v, want one for %s", certs, testName)
 	}

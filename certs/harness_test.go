@@ -13,9 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -29,41 +27,10 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
 )
-
-// requireBin returns the path of a component on PATH, or skips the test
-// (fails under MXEDGE_REQUIRE_COMPONENTS=1).
-func requireBin(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("MXEDGE_REQUIRE_COMPONENTS") == "1" {
-			t.Fatalf("%s not on PATH (MXEDGE_REQUIRE_COMPONENTS=1)", name)
-		}
-		t.Skipf("%s not on PATH", name)
-	}
-	return p
-}
-
-// freePort returns a loopback port of the certs range (15000-15499) that
-// was free a moment ago, for components that cannot take port 0.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		p := 15000 + mrand.IntN(400)
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return p
-	}
-	t.Fatal("no free port in 15000-15399")
-	return 0
-}
 
 // testCA is a throwaway certificate authority.
 type testCA struct {
@@ -191,7 +158,7 @@ type pebbleOpts struct {
 // names resolving to 127.0.0.1, and waits until it serves its roots.
 func startPebble(t *testing.T, o pebbleOpts) *pebble {
 	t.Helper()
-	bin := requireBin(t, "pebble")
+	bin := testkit.Require(t, "pebble")
 	dir := t.TempDir()
 	ca := newTestCA(t)
 	certPEM, keyPEM := ca.leaf(t, []string{"localhost", "127.0.0.1"}, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
@@ -202,7 +169,7 @@ func startPebble(t *testing.T, o pebbleOpts) *pebble {
 	dnsAddr := startDNS(t)
 
 	for try := 0; try < 5; try++ {
-		acmePort, mgmtPort := freePort(t), freePort(t)
+		acmePort, mgmtPort := testkit.FreePort(t, testkit.CertsPorts), testkit.FreePort(t, testkit.CertsPorts)
 		if acmePort == mgmtPort {
 			continue
 		}
@@ -296,42 +263,6 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// startRedis runs redis-server on a free port of the certs range and returns its URL.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin := requireBin(t, "redis-server")
-	for try := 0; try < 10; try++ {
-		port := freePort(t)
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-			select {
-			case <-exited:
-				goto retry
-			default:
-			}
-			c := redis.NewClient(&redis.Options{Addr: addr})
-			err := c.Ping(context.Background()).Err()
-			c.Close()
-			if err == nil {
-				return "redis://" + addr + "/0"
-			}
-			time.Sleep(20 * time.Millisecond) // polling readiness
-		}
-		t.Fatal("redis-server not ready")
-	retry:
-	}
-	t.Fatal("redis-server did not start")
-	return ""
-}
-
 // edge is a Manager with the listeners mxedge would give it: an http
 // server (HTTPChallenge, then a 308 redirect) and an https server.
 type edge struct {
@@ -340,7 +271,7 @@ type edge struct {
 	httpLn   net.Listener
 	httpsLn  net.Listener
 	httpsURL string
-	logs     *logSink
+	logs     *testkit.LogRecorder
 	ctx      context.Context
 	stop     func() // closes the servers and stops the Manager; idempotent
 }
@@ -392,8 +323,8 @@ func serveEdge(t *testing.T, c *config.Config, httpLn, httpsLn net.Listener) *ed
 // newEdge creates the Manager for c and serves the listeners, without Start.
 func newEdge(t *testing.T, c *config.Config, httpLn, httpsLn net.Listener) *edge {
 	t.Helper()
-	e := &edge{reg: prometheus.NewRegistry(), httpLn: httpLn, httpsLn: httpsLn, logs: &logSink{}}
-	m, err := New(c, Options{Logger: slog.New(e.logs), Registerer: e.reg})
+	e := &edge{reg: prometheus.NewRegistry(), httpLn: httpLn, httpsLn: httpsLn, logs: &testkit.LogRecorder{}}
+	m, err := New(c, Options{Logger: e.logs.Logger(), Registerer: e.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,52 +395,3 @@ func waitServed(t *testing.T, addr, name string, roots *x509.CertPool, timeout t
 	t.Fatalf("no verified certificate for %s at %s after %v: %v", name, addr, timeout, last)
 	return nil
 }
-
-// logSink is a slog.Handler keeping records for assertions.
-type logSink struct {
-	mu      sync.Mutex
-	records []string
-}
-
-func (s *logSink) Enabled(context.Context, slog.Level) bool { return true }
-func (s *logSink) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Level.String() + " " + r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		b.WriteString(" " + a.Key + "=" + a.Value.String())
-		return true
-	})
-	s.mu.Lock()
-	s.records = append(s.records, b.String())
-	s.mu.Unlock()
-	return nil
-}
-func (s *logSink) WithAttrs(as []slog.Attr) slog.Handler { return &prefixed{s, as} }
-func (s *logSink) WithGroup(string) slog.Handler         { return s }
-
-func (s *logSink) find(sub string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, r := range s.records {
-		if strings.Contains(r, sub) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-type prefixed struct {
-	s  *logSink
-	as []slog.Attr
-}
-
-func (p *prefixed) Enabled(context.Context, slog.Level) bool { return true }
-func (p *prefixed) Handle(ctx context.Context, r slog.Record) error {
-	r.AddAttrs(p.as...)
-	return p.s.Handle(ctx, r)
-}
-func (p *prefixed) WithAttrs(as []slog.Attr) slog.Handler {
-	return &prefixed{p.s, append(append([]slog.Attr{}, p.as...), as...)}
-}
-func (p *prefixed) WithGroup(string) slog.Handler { return p }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
 )
 
 const helperEnv = "MXEDGE_CERTS_REPLICA_CONFIG"
@@ -45,7 +46,7 @@ func TestReplicaProcess(t *testing.T) {
 func TestReplicasInTwoProcesses(t *testing.T) {
 	for _, ch := range []string{config.ChallengeHTTP01, config.ChallengeTLSALPN01} {
 		t.Run(ch, func(t *testing.T) {
-			redisURL := startRedis(t)
+			redisURL := testkit.StartRedis(t, testkit.CertsPorts).URL()
 			bHTTP, bHTTPS := listenEdge(t)
 			p := startPebble(t, pebbleOpts{httpPort: port(bHTTP), tlsPort: port(bHTTPS)})
 			cb := acmeConfig(p, bHTTP, bHTTPS, redisURL, ch)
@@ -87,8 +88,8 @@ func TestReplicasInTwoProcesses(t *testing.T) {
 				}
 			}
 			la := waitServed(t, aAddr, testName, p.root, 60*time.Second)
-			if got := b.logs.find("distributed=true"); len(got) == 0 {
-				t.Errorf("B answered no challenge from the shared storage; B's challenge logs: %q", b.logs.find("challenge"))
+			if got := b.logs.Find(testkit.Attrs("distributed", "true")); len(got) == 0 {
+				t.Errorf("B answered no challenge from the shared storage; B's challenge logs: %v", b.logs.Find(testkit.Contains("challenge")))
 			}
 			b.start(t)
 			lb := waitServed(t, bHTTPS.Addr().String(), testName, p.root, 10*time.Second)

@@ -8,13 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mxedge/mxedge/config"
 	"github.com/mxedge/mxedge/proxy"
+	"github.com/mxedge/mxedge/testkit"
 )
 
 // TestAgainstMxedge runs every check against mxedge's own request path in
@@ -57,8 +56,7 @@ well_known:
     contacts:
       - {role: m.role.admin, matrix_id: "@admin:example.org"}
 `, hs.URL, addr, addr)
-	path := filepath.Join(t.TempDir(), "mxedge.yaml")
-	os.WriteFile(path, []byte(doc), 0o600)
+	path := testkit.TempFile(t, "mxedge.yaml", doc)
 	cfg, err := config.Load(config.LoadOptions{Path: path})
 	if err != nil {
 		t.Fatal(err)

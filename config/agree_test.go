@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 // TestAddressListsAgree: an entry is accepted by every list of addresses or
@@ -22,7 +24,7 @@ func TestAddressListsAgree(t *testing.T) {
 		t.Run(in, func(t *testing.T) {
 			outcome := map[string]string{} // key → "accepted" or the problem
 			for _, l := range lists {
-				p := writeFile(t, "c.yaml", base+strings.Replace(l.yaml, "%s", strconv.Quote(in), 1))
+				p := testkit.TempFile(t, "c.yaml", base+strings.Replace(l.yaml, "%s", strconv.Quote(in), 1))
 				_, err := Load(LoadOptions{Path: p})
 				outcome[l.key] = "accepted"
 				if err != nil {

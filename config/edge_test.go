@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 const pools = "upstreams: {homeserver: {members: [\"http://127.0.0.1:8008\"]}, mas: {members: [\"http://127.0.0.1:8080\"]}, lk: {members: [\"http://127.0.0.1:8081\"]}, sfu: {members: [\"http://127.0.0.1:7880\"]}, web: {members: [\"unix:/run/web.sock\"]}}\n"
@@ -50,7 +52,7 @@ func TestEdgeRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := writeFile(t, "c.yaml", base+tt.yaml)
+			p := testkit.TempFile(t, "c.yaml", base+tt.yaml)
 			c, err := Load(LoadOptions{Path: p})
 			if tt.wantKey == "" {
 				if err != nil {
@@ -74,7 +76,7 @@ func TestEdgeRules(t *testing.T) {
 }
 
 func TestEdgeParsed(t *testing.T) {
-	p := writeFile(t, "c.yaml", base+"public_baseurl: https://matrix.example.org/\n"+pools+
+	p := testkit.TempFile(t, "c.yaml", base+"public_baseurl: https://matrix.example.org/\n"+pools+
 		"mas: {upstream: mas, public_base: \"https://Auth.example.org\"}\nrtc: {jwt_upstream: lk, sfu_upstream: sfu}\n"+
 		"routes: [{host: Element.Example.org, upstream: web}, {path_prefix: /admin/, upstream: web, strip_prefix: true}]\n")
 	c, err := Load(LoadOptions{Path: p})

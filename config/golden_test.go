@@ -1,30 +1,12 @@
 package config
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// golden compares got with testdata/name, rewriting it under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
+	"github.com/mxedge/mxedge/testkit"
+)
 
 // TestProblemsGolden: one file with many mistakes gives every problem at
 // once, each as file:line: key: message, in file order.
@@ -36,13 +18,13 @@ func TestProblemsGolden(t *testing.T) {
 		b.WriteString(p.String())
 		b.WriteByte('\n')
 	}
-	golden(t, "problems.golden", []byte(b.String()))
+	testkit.Golden(t, filepath.Join("testdata", "problems.golden"), []byte(b.String()), *update)
 }
 
 // TestProblemSources: a bad value from a flag or variable names it, not a
 // file line; a file value overriding the variable is reported in the file.
 func TestProblemSources(t *testing.T) {
-	p := writeFile(t, "c.yaml", "server_name: example.org\nlog:\n  format: yaml\n")
+	p := testkit.TempFile(t, "c.yaml", "server_name: example.org\nlog:\n  format: yaml\n")
 	_, err := Load(LoadOptions{
 		Path:   p,
 		Getenv: env(map[string]string{"MXEDGE_LOG_LEVEL": "loud", "MXEDGE_LOG_FORMAT": "xml", "MXEDGE_TRUSTED_PROXIES": "10.0.0.0/8,nope"}),

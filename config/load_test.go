@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -19,16 +21,6 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 // env returns a Getenv over m.
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
-}
-
-// writeFile writes content to a temporary file and returns its path.
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // problemsOf returns the problems of err, failing when err is not an *Error.
@@ -46,7 +38,7 @@ func problemsOf(t *testing.T, err error) []Problem {
 // "file:line: key: wantMsg" and returns nil.
 func loadRule(t *testing.T, yaml string, line int, key, wantMsg string) *Config {
 	t.Helper()
-	p := writeFile(t, "c.yaml", base+yaml)
+	p := testkit.TempFile(t, "c.yaml", base+yaml)
 	c, err := Load(LoadOptions{Path: p})
 	if wantMsg == "" {
 		if err != nil {
@@ -147,7 +139,7 @@ func TestPrecedence(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := LoadOptions{Getenv: env(tt.env), Flags: tt.flags}
 			if tt.file != "" {
-				o.Path = writeFile(t, "mxedge.yaml", tt.file)
+				o.Path = testkit.TempFile(t, "mxedge.yaml", tt.file)
 			}
 			c, err := Load(o)
 			if err != nil {
@@ -215,7 +207,7 @@ func TestEnvVars(t *testing.T) {
 	}
 
 	// MXEDGE_CONFIG names the file when no path is given.
-	p := writeFile(t, "m.yaml", "server_name: fromfile.example\n")
+	p := testkit.TempFile(t, "m.yaml", "server_name: fromfile.example\n")
 	c3, err := Load(LoadOptions{Getenv: env(map[string]string{"MXEDGE_CONFIG": p})})
 	if err != nil || c3.ServerName != "fromfile.example" || c3.File != p {
 		t.Errorf("MXEDGE_CONFIG: got %v, %v", c3, err)
@@ -224,7 +216,7 @@ func TestEnvVars(t *testing.T) {
 
 func TestEmptyFileIsDefaults(t *testing.T) {
 	for _, content := range []string{"", "# only a comment\n", "---\n", "~\n"} {
-		p := writeFile(t, "e.yaml", content)
+		p := testkit.TempFile(t, "e.yaml", content)
 		c, err := Load(LoadOptions{Path: p, Flags: Overrides{ServerName: "example.org"}})
 		if err != nil {
 			t.Fatalf("%q: got %v, want nil", content, err)
@@ -289,7 +281,7 @@ func TestStrictDecoding(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := writeFile(t, "c.yaml", tt.yaml)
+			p := testkit.TempFile(t, "c.yaml", tt.yaml)
 			_, err := Load(LoadOptions{Path: p})
 			if len(tt.want) == 0 {
 				if err != nil {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 // TestOriginRule: each cors.allow_origins entry is normalised to what a
@@ -80,7 +82,7 @@ func TestOriginList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(LoadOptions{Path: writeFile(t, "c.yaml", base+"cors:\n  allow_origins: "+tt.in+"\n")})
+			c, err := Load(LoadOptions{Path: testkit.TempFile(t, "c.yaml", base+"cors:\n  allow_origins: "+tt.in+"\n")})
 			if tt.wantProb != nil {
 				var got []string
 				for _, pr := range problemsOf(t, err) {

@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 func TestRedacted(t *testing.T) {
@@ -36,7 +38,7 @@ func TestRedactedLoadsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := writeFile(t, "dump.yaml", c.Redacted())
+	p := testkit.TempFile(t, "dump.yaml", c.Redacted())
 	back, err := Load(LoadOptions{Path: p})
 	if err != nil {
 		t.Fatalf("dump does not load: %v\n%s", err, c.Redacted())

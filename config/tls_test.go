@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 func TestTLSValidation(t *testing.T) {
@@ -48,7 +50,7 @@ func TestTLSValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := writeFile(t, "c.yaml", "server_name: example.org\n"+tt.yaml)
+			p := testkit.TempFile(t, "c.yaml", "server_name: example.org\n"+tt.yaml)
 			_, err := Load(LoadOptions{Path: p})
 			if tt.wantKey == "" {
 				if err != nil {

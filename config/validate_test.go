@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 // base is a valid file that each validation case extends.
@@ -104,7 +106,7 @@ func TestValidationRules(t *testing.T) {
 			if !tt.noBase {
 				content = base + content
 			}
-			p := writeFile(t, "c.yaml", content)
+			p := testkit.TempFile(t, "c.yaml", content)
 			c, err := Load(LoadOptions{Path: p})
 			if tt.wantKey == "" {
 				if err != nil {
@@ -140,8 +142,8 @@ func c2lines(t *testing.T, content string) map[string]int {
 }
 
 func TestParsedForms(t *testing.T) {
-	reg := writeFile(t, "as.yaml", "id: bridge\nas_token: as_secret\nsender_localpart: bot\n")
-	p := writeFile(t, "c.yaml", base+"public_baseurl: https://m.example.org/base\ntrusted_proxies: [10.1.2.3/8, \"2001:db8::1\"]\nadmin_api:\n  allow_from: [192.0.2.7]\n"+
+	reg := testkit.TempFile(t, "as.yaml", "id: bridge\nas_token: as_secret\nsender_localpart: bot\n")
+	p := testkit.TempFile(t, "c.yaml", base+"public_baseurl: https://m.example.org/base\ntrusted_proxies: [10.1.2.3/8, \"2001:db8::1\"]\nadmin_api:\n  allow_from: [192.0.2.7]\n"+
 		"cors:\n  allow_origins: [\"HTTPS://App.Example.org/\"]\n"+
 		"rate_limits:\n  exempt: {addresses: [\"::ffff:192.0.2.8\"], appservice_registrations: ["+strconv.Quote(reg)+"]}\n"+
 		"  rules: [{name: r, path: /a/*, per_second: 1, burst_count: 1}]\n")

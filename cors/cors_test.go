@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -300,19 +300,7 @@ func TestPreflightGolden(t *testing.T) {
 			resp.Header.Del("Date")
 			var b bytes.Buffer
 			fmt.Fprintf(&b, "status: %d\n%s\n", resp.StatusCode, dump(resp.Header))
-			golden := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if !bytes.Equal(b.Bytes(), want) {
-				t.Errorf("headers:\ngot\n%s\nwant\n%s", b.Bytes(), want)
-			}
+			testkit.Golden(t, filepath.Join("testdata", tt.name+".golden"), b.Bytes(), *update)
 		})
 	}
 }

@@ -15,22 +15,9 @@ import (
 	"testing"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
 	"go.yaml.in/yaml/v3"
 )
-
-// need returns the path of a component from PATH, or skips the test (fails it
-// when MXEDGE_REQUIRE_COMPONENTS=1, as `make test` sets).
-func need(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("MXEDGE_REQUIRE_COMPONENTS") == "1" {
-			t.Fatalf("%s not found in PATH (required: MXEDGE_REQUIRE_COMPONENTS=1)", name)
-		}
-		t.Skipf("%s not found in PATH", name)
-	}
-	return p
-}
 
 func read(t *testing.T, path string) []byte {
 	t.Helper()
@@ -44,10 +31,7 @@ func read(t *testing.T, path string) []byte {
 // loadConfig runs the config loader (what `mxedge validate` runs) on data.
 func loadConfig(t *testing.T, name string, data []byte) {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), filepath.Base(name))
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := testkit.TempFile(t, filepath.Base(name), string(data))
 	if _, err := config.Load(config.LoadOptions{Path: p}); err != nil {
 		t.Errorf("%s: config does not validate:\n%v", name, err)
 	}
@@ -68,10 +52,7 @@ func TestExampleConfigs(t *testing.T) {
 		}
 	}
 	// The loader rejects a broken file, so a pass below means something.
-	p := filepath.Join(t.TempDir(), "bad.yaml")
-	if err := os.WriteFile(p, []byte("server_name: example.org\nno_such_key: 1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := testkit.TempFile(t, "bad.yaml", "server_name: example.org\nno_such_key: 1\n")
 	if _, err := config.Load(config.LoadOptions{Path: p}); err == nil {
 		t.Fatal("config.Load accepted an unknown key: the example checks would prove nothing")
 	}
@@ -135,7 +116,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 
 	// systemd-analyze verify, with the binary path pointing at a stub.
-	sa := need(t, "systemd-analyze")
+	sa := testkit.Require(t, "systemd-analyze")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "mxedge")
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
@@ -483,7 +464,7 @@ func itoa(n int) string {
 }
 
 func TestPrometheusRules(t *testing.T) {
-	promtool := need(t, "promtool")
+	promtool := testkit.Require(t, "promtool")
 	if out, err := exec.Command(promtool, "check", "rules", "prometheus/alerts.yml").CombinedOutput(); err != nil {
 		t.Errorf("promtool check rules: %v\n%s", err, out)
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -102,41 +104,11 @@ func TestGolden(t *testing.T) {
 			}
 		}
 	}
-	golden := filepath.Join("testdata", "exposition.golden")
-	if *update {
-		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(buf.Bytes(), want) {
-		t.Errorf("exposition differs from %s (go test -update to accept):\n%s", golden, diffLines(string(want), buf.String()))
-	}
+	want := testkit.Golden(t, filepath.Join("testdata", "exposition.golden"), buf.Bytes(), *update)
 	// The same comparison through the client library's helper.
 	if err := testutil.GatherAndCompare(reg, bytes.NewReader(want), mxedgeMetrics...); err != nil {
 		t.Errorf("GatherAndCompare: %v", err)
 	}
-}
-
-func diffLines(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			fmt.Fprintf(&b, "line %d:\n  got  %q\n  want %q\n", i+1, gl, wl)
-		}
-	}
-	return b.String()
 }
 
 // TestLint lints every metric: the whole registry through GatherAndLint and

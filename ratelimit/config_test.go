@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
 )
 
 func load(t *testing.T, yaml string) (*config.Config, error) {
 	t.Helper()
-	return config.Load(config.LoadOptions{Path: writeFile(t, "mxedge.yaml", "server_name: example.org\n"+yaml)})
+	return config.Load(config.LoadOptions{Path: testkit.TempFile(t, "mxedge.yaml", "server_name: example.org\n"+yaml)})
 }
 
 // TestConfigDefaultsAreSynapses pins the defaults to Synapse's table.

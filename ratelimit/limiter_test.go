@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,26 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
 )
 
-// fakeClock is an injected clock that moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// newClock returns a fake clock at 2026-11-27 09:00 UTC.
+func newClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
 }
 
 func defaults() config.RateLimits {
@@ -62,7 +46,7 @@ func validated(t testing.TB, rl config.RateLimits) config.RateLimits {
 	return c.RateLimits
 }
 
-func newLimiter(t testing.TB, cfg config.RateLimits, clk *fakeClock) (*Limiter, *prometheus.Registry) {
+func newLimiter(t testing.TB, cfg config.RateLimits, clk *testkit.Clock) (*Limiter, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	o := Options{Registerer: reg}
@@ -502,20 +486,11 @@ type collectorFunc func(ch chan<- prometheus.Metric)
 func (f collectorFunc) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(f, ch) }
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestAppservices(t *testing.T) {
 	cfg := defaults()
 	cfg.Exempt.AppserviceRegistrations = []string{
-		writeFile(t, "free.yaml", "id: free\nas_token: as_free\nhs_token: h1\nsender_localpart: freebot\nrate_limited: false\nnamespaces: {users: []}\n"),
-		writeFile(t, "bridge.yaml", "id: bridge\nas_token: as_bridge\nhs_token: h2\nsender_localpart: bridgebot\nurl: http://localhost:9000\n"),
+		testkit.TempFile(t, "free.yaml", "id: free\nas_token: as_free\nhs_token: h1\nsender_localpart: freebot\nrate_limited: false\nnamespaces: {users: []}\n"),
+		testkit.TempFile(t, "bridge.yaml", "id: bridge\nas_token: as_bridge\nhs_token: h2\nsender_localpart: bridgebot\nurl: http://localhost:9000\n"),
 	}
 	l, _ := newLimiter(t, validated(t, cfg), newClock())
 	cats := Of(Message)

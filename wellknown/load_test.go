@@ -3,26 +3,16 @@ package wellknown
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
 )
-
-func writeConfig(t *testing.T, src string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "mxedge.yaml")
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // TestFromLoad builds the Handler from a file read by config.Load, as the command does.
 func TestFromLoad(t *testing.T) {
-	path := writeConfig(t, `
+	path := testkit.TempFile(t, "mxedge.yaml", `
 server_name: example.org
 public_baseurl: https://matrix.example.org
 well_known:
@@ -58,7 +48,7 @@ well_known:
 
 // TestLoadReportsLines checks that well_known problems found through Load carry the file line.
 func TestLoadReportsLines(t *testing.T) {
-	path := writeConfig(t, `server_name: example.org
+	path := testkit.TempFile(t, "mxedge.yaml", `server_name: example.org
 well_known:
   server: "matrix.example.org:0"
   support:

@@ -1,19 +1,18 @@
 package wellknown
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -94,19 +93,7 @@ func TestGolden(t *testing.T) {
 			if !json.Valid(got) {
 				t.Fatalf("body is not JSON: %s", got)
 			}
-			golden := filepath.Join("testdata", tt.name+".json")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("body:\ngot  %s\nwant %s", got, want)
-			}
+			testkit.Golden(t, filepath.Join("testdata", tt.name+".json"), got, *update)
 		})
 	}
 }

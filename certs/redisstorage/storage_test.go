@@ -5,72 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
-	"net"
-	"os"
-	"os/exec"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/mxedge/mxedge/testkit"
 )
-
-// startRedis runs redis-server on a free loopback port in 15000-15499 and
-// returns its URL. It skips (or fails under MXEDGE_REQUIRE_COMPONENTS=1)
-// when redis-server is not on PATH.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("MXEDGE_REQUIRE_COMPONENTS") == "1" {
-			t.Fatal("redis-server not on PATH")
-		}
-		t.Skip("redis-server not on PATH")
-	}
-	for try := 0; try < 20; try++ {
-		port := 15400 + rand.IntN(100)
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-exited
-		})
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-exited:
-				goto next // port taken meanwhile: try another
-			default:
-			}
-			c := redis.NewClient(&redis.Options{Addr: addr})
-			err := c.Ping(context.Background()).Err()
-			c.Close()
-			if err == nil {
-				return "redis://" + addr + "/0"
-			}
-			time.Sleep(20 * time.Millisecond) // polling readiness
-		}
-		t.Fatalf("redis-server on %s not ready", addr)
-	next:
-	}
-	t.Fatal("no free port for redis-server")
-	return ""
-}
 
 func newStorage(t *testing.T, url string, o Options) *Storage {
 	t.Helper()
@@ -83,7 +25,7 @@ func newStorage(t *testing.T, url string, o Options) *Storage {
 }
 
 func TestStorageContract(t *testing.T) {
-	url := startRedis(t)
+	url := testkit.StartRedis(t, testkit.CertsRedisPorts).URL()
 	ctx := context.Background()
 	s := newStorage(t, url, Options{Prefix: "t1:"})
 
@@ -159,7 +101,7 @@ func TestStorageContract(t *testing.T) {
 }
 
 func TestLockExclusive(t *testing.T) {
-	url := startRedis(t)
+	url := testkit.StartRedis(t, testkit.CertsRedisPorts).URL()
 	ctx := context.Background()
 	// Two Storages are two processes.
 	a := newStorage(t, url, Options{Prefix: "t2:", LockPoll: 10 * time.Millisecond})
@@ -200,7 +142,7 @@ func TestLockExclusive(t *testing.T) {
 }
 
 func TestLockRefreshedWhileHeld(t *testing.T) {
-	url := startRedis(t)
+	url := testkit.StartRedis(t, testkit.CertsRedisPorts).URL()
 	ctx := context.Background()
 	ttl := 300 * time.Millisecond
 	a := newStorage(t, url, Options{Prefix: "t3:", LockTTL: ttl, LockPoll: 10 * time.Millisecond})
@@ -228,7 +170,7 @@ func TestLockRefreshedWhileHeld(t *testing.T) {
 }
 
 func TestLockExpiresWhenHolderDies(t *testing.T) {
-	url := startRedis(t)
+	url := testkit.StartRedis(t, testkit.CertsRedisPorts).URL()
 	ctx := context.Background()
 	ttl := 300 * time.Millisecond
 	a, err := New(url, Options{Prefix: "t4:", LockTTL: ttl})

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
 )
 
 // runCLI runs the command in-process and returns stdout, stderr and the exit status.
@@ -19,15 +20,6 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (stdout, stderr
 	err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
 	code = exitStatus(err, &errb)
 	return out.String(), errb.String(), code
-}
-
-func cliTempFile(t *testing.T, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "mxedge.yaml")
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 const examplePath = "../../deploy/mxedge.example.yaml"
@@ -41,8 +33,8 @@ func TestValidateExample(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	valid := cliTempFile(t, "server_name: example.org\ntls:\n  storage: redis://u:hunter2@r:6379/0\n")
-	invalid := cliTempFile(t, "server_name: example.org\nlisten:\n  htp: \":80\"\nlimits:\n  max_body_size: 0\nlog:\n  level: loud\n")
+	valid := testkit.TempFile(t, "mxedge.yaml", "server_name: example.org\ntls:\n  storage: redis://u:hunter2@r:6379/0\n")
+	invalid := testkit.TempFile(t, "mxedge.yaml", "server_name: example.org\nlisten:\n  htp: \":80\"\nlimits:\n  max_body_size: 0\nlog:\n  level: loud\n")
 	tests := []struct {
 		name       string
 		env        map[string]string
@@ -110,7 +102,7 @@ func TestValidate(t *testing.T) {
 // TestValidateOutputExact: the invalid output is one problem a line plus a
 // count, nothing else (no duplicate "mxedge: …" summary).
 func TestValidateOutputExact(t *testing.T) {
-	p := cliTempFile(t, "server_name: example.org\nlog:\n  level: loud\n")
+	p := testkit.TempFile(t, "mxedge.yaml", "server_name: example.org\nlog:\n  level: loud\n")
 	out, errOut, code := runCLI(t, nil, "validate", "--config", p)
 	want := p + `:3: log.level: must be debug, info, warn or error, got "loud"` + "\n1 problem: configuration invalid\n"
 	if code != 1 || out != "" || errOut != want {

@@ -1,160 +1,40 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
-// mxedgeBin is the binary built once for the process-level tests.
-var mxedgeBin string
+// The process-level tests run the mxedge binary, built once by testkit
+// and removed by testkit.Main.
+func TestMain(m *testing.M) { testkit.Main(m) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mxedge-bin")
-	if err != nil {
-		panic(err)
-	}
-	mxedgeBin = filepath.Join(dir, "mxedge")
-	out, err := exec.Command("go", "build", "-o", mxedgeBin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building mxedge: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+// logTimeout bounds the wait for a log line of the process.
+const logTimeout = 30 * time.Second
 
-// proc is a running mxedge process whose JSON log lines are watched.
-type proc struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []map[string]any
-	raw   []string
-	cond  *sync.Cond
-	done  chan error
-	addrs map[string]string
-}
-
-// start runs mxedge with args and waits until every listener has logged its address.
-func start(t *testing.T, listeners []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(mxedgeBin, args...), done: make(chan error, 1), addrs: map[string]string{}}
-	p.cond = sync.NewCond(&p.mu)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var m map[string]any
-			json.Unmarshal(sc.Bytes(), &m)
-			p.mu.Lock()
-			p.raw = append(p.raw, sc.Text())
-			p.lines = append(p.lines, m)
-			if m["msg"] == "listening" {
-				p.addrs[fmt.Sprint(m["listener"])] = fmt.Sprint(m["addr"])
-			}
-			p.cond.Broadcast()
-			p.mu.Unlock()
-		}
-		err := p.cmd.Wait()
-		p.mu.Lock()
-		p.raw = append(p.raw, "<exited>")
-		p.cond.Broadcast()
-		p.mu.Unlock()
-		p.done <- err
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		if t.Failed() {
-			p.mu.Lock()
-			t.Logf("mxedge log:\n%s", strings.Join(p.raw, "\n"))
-			p.mu.Unlock()
-		}
-	})
-	for _, l := range listeners {
-		p.waitFor(t, func() bool { return p.addrs[l] != "" }, "listener "+l)
-	}
-	return p
-}
-
-// addr returns the address a listener logged.
-func (p *proc) addr(listener string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.addrs[listener]
-}
-
-// waitFor blocks until cond holds (checked at each new log line) or the process exits.
-func (p *proc) waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	timer := time.AfterFunc(30*time.Second, func() { p.mu.Lock(); p.raw = append(p.raw, "<timeout>"); p.cond.Broadcast(); p.mu.Unlock() })
-	defer timer.Stop()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for !cond() {
-		if n := len(p.raw); n > 0 && (p.raw[n-1] == "<exited>" || p.raw[n-1] == "<timeout>") {
-			t.Fatalf("waiting for %s: %s", what, p.raw[n-1])
-		}
-		p.cond.Wait()
-	}
-}
-
-// waitLog waits for a log line with msg.
-func (p *proc) waitLog(t *testing.T, msg string, after int) int {
-	t.Helper()
-	idx := -1
-	p.waitFor(t, func() bool {
-		for i := after; i < len(p.lines); i++ {
-			if p.lines[i]["msg"] == msg {
-				idx = i
-				return true
-			}
-		}
-		return false
-	}, "log "+msg)
-	return idx + 1
-}
-
-func (p *proc) logCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.lines)
-}
-
-func writeConfig(t *testing.T, path, upstream, extra string) {
-	t.Helper()
-	doc := fmt.Sprintf("server_name: example.org\nupstream: %s\nlisten: {http: \"127.0.0.1:0\", ops: \"127.0.0.1:0\"}\nrate_limits: {enabled: false}\n%s", upstream, extra)
-	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
+// mxedgeConfig is a config for example.org forwarding to upstream, with the
+// http and ops listeners on port 0 and rate limits off, then extra.
+func mxedgeConfig(upstream, extra string) string {
+	return fmt.Sprintf("server_name: example.org\nupstream: %s\nlisten: {http: \"127.0.0.1:0\", ops: \"127.0.0.1:0\"}\nrate_limits: {enabled: false}\n%s", upstream, extra)
 }
 
 func TestFirstRunWithoutConfigFile(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"versions":["v1.11"]}`) }))
 	defer up.Close()
-	p := start(t, []string{"http", "ops"}, "run", "--upstream", up.URL, "--server-name", "example.org", "--listen", "127.0.0.1:0", "--listen-ops", "127.0.0.1:0")
-	res, err := http.Get("http://" + p.addr("http") + "/.well-known/matrix/client")
+	p := testkit.StartMxedge(t, "first run", []string{"run", "--upstream", up.URL, "--server-name", "example.org", "--listen", "127.0.0.1:0", "--listen-ops", "127.0.0.1:0"}, "http", "ops")
+	res, err := http.Get("http://" + p.Addr("http") + "/.well-known/matrix/client")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +42,11 @@ func TestFirstRunWithoutConfigFile(t *testing.T) {
 	if !strings.Contains(string(b), `"base_url":"https://example.org"`) {
 		t.Errorf("well-known %s", b)
 	}
-	res, err = http.Get("http://" + p.addr("http") + "/_matrix/client/versions")
+	res, err = http.Get("http://" + p.Addr("http") + "/_matrix/client/versions")
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("versions: %v %v", res, err)
 	}
-	res, err = http.Get("http://" + p.addr("ops") + "/healthz")
+	res, err = http.Get("http://" + p.Addr("ops") + "/healthz")
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", res, err)
 	}
@@ -185,10 +65,9 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		io.WriteString(w, "{}")
 	}))
 	defer up.Close()
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeConfig(t, cfg, up.URL, "timeouts: {shutdown: 30s}\n")
-	p := start(t, []string{"http"}, "run", "--config", cfg)
-	addr := p.addr("http")
+	cfg := testkit.TempFile(t, "c.yaml", mxedgeConfig(up.URL, "timeouts: {shutdown: 30s}\n"))
+	p := testkit.StartMxedge(t, "drain", []string{"run", "--config", cfg}, "http")
+	addr := p.Addr("http")
 
 	type result struct {
 		status int
@@ -206,9 +85,9 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		got <- result{res.StatusCode, string(b), err}
 	}()
 	<-arrived
-	n := p.logCount()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.waitLog(t, "signal received, draining", n)
+	n := p.Mark()
+	p.Signal(t, syscall.SIGTERM)
+	p.WaitLogAfter(t, n, logTimeout, "the drain log", testkit.Msg("signal received, draining"))
 	// New connections are refused while the long-poll drains.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -227,7 +106,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if r.err != nil || r.status != 200 || r.body != `{"next_batch":"s9"}` {
 		t.Fatalf("long-poll during drain: status %d body %q err %v", r.status, r.body, r.err)
 	}
-	if err := <-p.done; err != nil {
+	if err := p.Wait(t, logTimeout); err != nil {
 		t.Fatalf("exit: %v, want 0", err)
 	}
 }
@@ -235,10 +114,9 @@ func TestDrainOnSIGTERM(t *testing.T) {
 func TestReloadBadFileKeepsServing(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }))
 	defer up.Close()
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeConfig(t, cfg, up.URL, "well_known: {server: \"a.example.org:443\"}\n")
-	p := start(t, []string{"http"}, "run", "--config", cfg)
-	base := "http://" + p.addr("http")
+	cfg := testkit.TempFile(t, "c.yaml", mxedgeConfig(up.URL, "well_known: {server: \"a.example.org:443\"}\n"))
+	p := testkit.StartMxedge(t, "reload", []string{"run", "--config", cfg}, "http")
+	base := "http://" + p.Addr("http")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	fetch := func() string {
 		res, err := client.Get(base + "/.well-known/matrix/server")
@@ -253,25 +131,22 @@ func TestReloadBadFileKeepsServing(t *testing.T) {
 		t.Fatalf("before reload: %s", got)
 	}
 	// A broken file: the running configuration stays, connections stay open.
-	os.WriteFile(cfg, []byte("server_name: example.org\nupstrem: nope\nlimits: {max_body_size: -1}\n"), 0o600)
-	n := p.logCount()
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	p.waitLog(t, "reload failed, keeping the running configuration", n)
+	testkit.WriteFile(t, cfg, "server_name: example.org\nupstrem: nope\nlimits: {max_body_size: -1}\n")
+	n := p.Mark()
+	p.Signal(t, syscall.SIGHUP)
+	p.WaitLogAfter(t, n, logTimeout, "the failed reload log", testkit.Msg("reload failed, keeping the running configuration"))
 	if got := fetch(); !strings.Contains(got, "a.example.org:443") {
 		t.Fatalf("after a bad reload: %s", got)
 	}
 	// A good file applies to new requests, on the same connection too.
-	writeConfig(t, cfg, up.URL, "well_known: {server: \"b.example.org:8448\"}\n")
-	n = p.logCount()
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	p.waitLog(t, "configuration reloaded", n)
+	testkit.WriteFile(t, cfg, mxedgeConfig(up.URL, "well_known: {server: \"b.example.org:8448\"}\n"))
+	n = p.Mark()
+	p.Signal(t, syscall.SIGHUP)
+	p.WaitLogAfter(t, n, logTimeout, "the reload log", testkit.Msg("configuration reloaded"))
 	if got := fetch(); !strings.Contains(got, "b.example.org:8448") {
 		t.Fatalf("after a good reload: %s", got)
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-p.done; err != nil {
-		t.Fatalf("exit: %v", err)
-	}
+	p.Stop(t)
 }
 
 // rssKB reads a process's resident set (VmRSS) and peak (VmHWM) in KiB.
@@ -326,13 +201,12 @@ func TestGigabyteUploadMemory(t *testing.T) {
 		io.WriteString(w, `{"content_uri":"mxc://example.org/big"}`)
 	}))
 	defer up.Close()
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeConfig(t, cfg, up.URL, "limits: {max_body_size: 2G}\nlog: {access: false}\n")
-	p := start(t, []string{"http"}, "run", "--config", cfg)
-	url := "http://" + p.addr("http") + "/_matrix/media/v3/upload"
+	cfg := testkit.TempFile(t, "c.yaml", mxedgeConfig(up.URL, "limits: {max_body_size: 2G}\nlog: {access: false}\n"))
+	p := testkit.StartMxedge(t, "upload", []string{"run", "--config", cfg}, "http")
+	url := "http://" + p.Addr("http") + "/_matrix/media/v3/upload"
 	// Warm up: one small request, so that pools and buffers exist before measuring.
 	http.Post(url, "application/octet-stream", strings.NewReader("warm"))
-	rss0, hwm0 := rssKB(t, p.cmd.Process.Pid)
+	rss0, hwm0 := rssKB(t, p.Pid())
 	req, _ := http.NewRequest("POST", url, &zeroReader{n: size})
 	req.ContentLength = size
 	res, err := http.DefaultClient.Do(req)
@@ -343,7 +217,7 @@ func TestGigabyteUploadMemory(t *testing.T) {
 	if res.StatusCode != 200 || gotBytes.Load() != size {
 		t.Fatalf("status %d, upstream got %d bytes, want %d", res.StatusCode, gotBytes.Load(), size)
 	}
-	rss1, hwm1 := rssKB(t, p.cmd.Process.Pid)
+	rss1, hwm1 := rssKB(t, p.Pid())
 	growth := hwm1 - max(hwm0, rss0)
 	t.Logf("1 GiB upload: RSS %d KiB → %d KiB, peak %d KiB → %d KiB (growth %d KiB)", rss0, rss1, hwm0, hwm1, growth)
 	if growth > 16<<10 {

@@ -1,19 +1,12 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http/httptest"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,114 +16,8 @@ import (
 
 	"github.com/mxedge/mxedge/config"
 	"github.com/mxedge/mxedge/ratelimit"
+	"github.com/mxedge/mxedge/testkit"
 )
-
-// redisServer is a redis-server process started by a test on loopback.
-type redisServer struct {
-	t    testing.TB
-	port int
-	cmd  *exec.Cmd
-	exit chan struct{} // closed when cmd has exited
-	addr string
-}
-
-func requireRedis(t testing.TB) string {
-	t.Helper()
-	p, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("MXEDGE_REQUIRE_COMPONENTS") == "1" {
-			t.Fatalf("redis-server not in PATH (MXEDGE_REQUIRE_COMPONENTS=1): %v", err)
-		}
-		t.Skipf("redis-server not in PATH: %v", err)
-	}
-	return p
-}
-
-// startRedis starts redis-server on a free port of 17000-17499 (ratelimit's
-// range) and stops it in Cleanup.
-func startRedis(t testing.TB) *redisServer {
-	t.Helper()
-	bin := requireRedis(t)
-	start := 17000 + rand.IntN(500)
-	for i := range 500 {
-		port := 17000 + (start-17000+i)%500
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		s := &redisServer{t: t, port: port, addr: fmt.Sprintf("127.0.0.1:%d", port)}
-		if s.start(bin) {
-			t.Cleanup(s.stop)
-			return s
-		}
-	}
-	t.Fatal("no free port for redis-server in 17000-17499")
-	return nil
-}
-
-func (s *redisServer) start(bin string) bool {
-	s.t.Helper()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(s.port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--protected-mode", "yes", "--loglevel", "warning")
-	cmd.Dir = s.t.TempDir()
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	c := redis.NewClient(&redis.Options{Addr: s.addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false // port taken meanwhile
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			s.cmd, s.exit = cmd, exited
-			return true
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval while waiting for readiness
-	}
-	cmd.Process.Kill()
-	<-exited
-	s.t.Fatal("redis-server did not become ready")
-	return false
-}
-
-// stop kills the server by PID and waits for it to exit.
-func (s *redisServer) stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	<-s.exit
-	s.cmd = nil
-}
-
-func (s *redisServer) url() string { return "redis://" + s.addr + "/0" }
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func redisCfg(url, onError string) config.RateLimits {
 	rl := config.Defaults().RateLimits
@@ -142,7 +29,7 @@ func redisCfg(url, onError string) config.RateLimits {
 	return rl
 }
 
-func newRedisLimiter(t testing.TB, cfg config.RateLimits, clk *fakeClock, log io.Writer) (*ratelimit.Limiter, *prometheus.Registry) {
+func newRedisLimiter(t testing.TB, cfg config.RateLimits, clk *testkit.Clock, log io.Writer) (*ratelimit.Limiter, *prometheus.Registry) {
 	t.Helper()
 	st, err := New(cfg.Redis)
 	if err != nil {
@@ -173,8 +60,8 @@ func send(l *ratelimit.Limiter, token string) ratelimit.Decision {
 }
 
 func TestTwoLimitersShareOneLimit(t *testing.T) {
-	srv := startRedis(t)
-	cfg := redisCfg(srv.url(), config.RedisOnErrorDeny)
+	srv := testkit.StartRedis(t, testkit.RateLimitPorts)
+	cfg := redisCfg(srv.URL(), config.RedisOnErrorDeny)
 	a, _ := newRedisLimiter(t, cfg, nil, nil)
 	b, _ := newRedisLimiter(t, cfg, nil, nil)
 	for i := range 10 {
@@ -197,7 +84,7 @@ func TestTwoLimitersShareOneLimit(t *testing.T) {
 		t.Fatalf("other token: got %+v, want allowed", d)
 	}
 	// No raw token in Redis.
-	c := redis.NewClient(&redis.Options{Addr: srv.addr})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer c.Close()
 	keys, err := c.Keys(context.Background(), "*").Result()
 	if err != nil {
@@ -214,8 +101,8 @@ func TestTwoLimitersShareOneLimit(t *testing.T) {
 }
 
 func TestAllOrNothing(t *testing.T) {
-	srv := startRedis(t)
-	st, err := New(redisCfg(srv.url(), "local").Redis)
+	srv := testkit.StartRedis(t, testkit.RateLimitPorts)
+	st, err := New(redisCfg(srv.URL(), "local").Redis)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,15 +134,15 @@ func TestAllOrNothing(t *testing.T) {
 }
 
 func TestRedisDownFallbackAndRecovery(t *testing.T) {
-	srv := startRedis(t)
-	clk := &fakeClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
-	var logs syncBuffer
-	cfg := redisCfg(srv.url(), config.RedisOnErrorLocal)
+	srv := testkit.StartRedis(t, testkit.RateLimitPorts)
+	clk := testkit.NewClock(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
+	var logs testkit.Buffer
+	cfg := redisCfg(srv.URL(), config.RedisOnErrorLocal)
 	l, reg := newRedisLimiter(t, cfg, clk, &logs)
 	if d := send(l, "syt_a"); !d.Allowed || l.FallbackActive() {
 		t.Fatalf("before: got %+v fallback=%v", d, l.FallbackActive())
 	}
-	srv.stop()
+	srv.Stop()
 	// Local fallback: a fresh in-memory bucket, then its own limit.
 	for i := range 10 {
 		if d := send(l, "syt_a"); !d.Allowed {
@@ -278,9 +165,7 @@ func TestRedisDownFallbackAndRecovery(t *testing.T) {
 		t.Fatalf("store errors: got %v, want 1 (no probe before a second passed)", got)
 	}
 	// Restart on the same port; after the probe interval the next request recovers.
-	if !srv.start(requireRedis(t)) {
-		t.Fatal("restart redis-server")
-	}
+	srv.Restart(t)
 	if d := send(l, "syt_b"); !d.Allowed || !l.FallbackActive() {
 		t.Fatalf("before the probe interval: got %+v fallback=%v, want local decision", d, l.FallbackActive())
 	}
@@ -324,23 +209,6 @@ func TestOnErrorAllowAndDeny(t *testing.T) {
 			}
 		})
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func gather(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -394,8 +262,8 @@ func outcome(t *testing.T, reg *prometheus.Registry, cat, out string) prometheus
 // BenchmarkRedisCheck measures one decision through Redis on loopback
 // (one script round trip).
 func BenchmarkRedisCheck(b *testing.B) {
-	srv := startRedis(b)
-	cfg := redisCfg(srv.url(), config.RedisOnErrorLocal)
+	srv := testkit.StartRedis(b, testkit.RateLimitPorts)
+	cfg := redisCfg(srv.URL(), config.RedisOnErrorLocal)
 	cfg.RCMessage = config.Bucket{PerSecond: 1e6, BurstCount: 1e6}
 	l, _ := newRedisLimiter(b, cfg, nil, nil)
 	r := httptest.NewRequest("PUT", sendPath, nil)
