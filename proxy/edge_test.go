@@ -21,6 +21,7 @@ import (
 
 	"github.com/mxedge/mxedge/config"
 	"github.com/mxedge/mxedge/ratelimit"
+	"github.com/mxedge/mxedge/testkit"
 )
 
 // recorded is what reached the fake homeserver.
@@ -91,29 +92,11 @@ func (hs *homeserver) last(t *testing.T) recorded {
 	return r[len(r)-1]
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type edge struct {
 	*httptest.Server
 	srv  *Server
 	hs   *homeserver
-	logs *syncBuffer
+	logs *testkit.Buffer
 	cfg  *config.Config
 }
 
@@ -144,7 +127,7 @@ func newEdgeWith(t testing.TB, yaml string, h http.HandlerFunc, now func() time.
 	t.Helper()
 	hs := newHomeserver(t, h)
 	cfg := loadConfig(t, hs.URL, yaml)
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var limiter *ratelimit.Limiter
 	if now != nil {

@@ -6,23 +6,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mxedge/mxedge/testkit"
 )
-
-// fakeClock is an injected clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func loginReq(user string) string {
 	body := fmt.Sprintf(`{"type":"m.login.password","identifier":{"type":"m.id.user","user":%q},"password":"pw"}`, user)
@@ -33,14 +21,14 @@ func loginReq(user string) string {
 // gets the exact 429 (body, Retry-After, CORS) without reaching the upstream,
 // and after retry_after_ms it passes again.
 func TestRateLimit429(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	e := newEdgeWith(t, `rate_limits:
   exempt: {addresses: []}
   rc_login:
     address: {per_second: 0.5, burst_count: 3}
     account: {per_second: 0.001, burst_count: 100}
     failed_attempts: {per_second: 0.001, burst_count: 100}
-`, nil, clock.now)
+`, nil, clock.Now)
 	for i := range 3 {
 		if res := e.raw(t, loginReq(fmt.Sprintf("user%d", i))); res.StatusCode != 200 {
 			t.Fatalf("request %d of the burst: status %d", i, res.StatusCode)
@@ -65,7 +53,7 @@ func TestRateLimit429(t *testing.T) {
 	if n := len(e.hs.requests()); n != 3 {
 		t.Errorf("upstream saw %d requests, want 3", n)
 	}
-	clock.add(time.Duration(ms) * time.Millisecond)
+	clock.Add(time.Duration(ms) * time.Millisecond)
 	if res := e.raw(t, loginReq("user4")); res.StatusCode != 200 {
 		t.Errorf("after retry_after_ms: status %d, want 200", res.StatusCode)
 	}
@@ -74,8 +62,8 @@ func TestRateLimit429(t *testing.T) {
 // TestLoginBodyByteExact checks the limiter's peek at the login body leaves
 // the bytes the upstream receives untouched.
 func TestLoginBodyByteExact(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	e := newEdgeWith(t, "rate_limits: {exempt: {addresses: []}}\n", nil, clock.now)
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
+	e := newEdgeWith(t, "rate_limits: {exempt: {addresses: []}}\n", nil, clock.Now)
 	body := `{ "type" : "m.login.password", "identifier": {"type": "m.id.user", "user": "@Alice:Example.org"}, "password": "p\u00e4ss", "x": [1,2,3] }` + "\n"
 	for _, te := range []string{"length", "chunked"} {
 		req := "POST /_matrix/client/v3/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
@@ -97,12 +85,12 @@ func TestLoginBodyByteExact(t *testing.T) {
 // TestSpoofedForwardingDoesNotChangeKey: an untrusted peer cannot pick its
 // bucket with X-Forwarded-For.
 func TestSpoofedForwardingDoesNotChangeKey(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	e := newEdgeWith(t, "rate_limits: {exempt: {addresses: []}, rc_registration: {per_second: 0.001, burst_count: 2}}\n",
 		func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body)
 			io.WriteString(w, `{"user_id":"@a:b"}`)
-		}, clock.now)
+		}, clock.Now)
 	statuses := []int{}
 	for i := range 4 {
 		req := fmt.Sprintf("POST /_matrix/client/v3/register HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.%d\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", i)
