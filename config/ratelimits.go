@@ -57,6 +57,10 @@ type RateLimits struct {
 	// RCDelayedEventMgmt limits delayed event management (MSC4140), per access
 	// token, per client address when unauthenticated. Default 1/s, burst 5.
 	RCDelayedEventMgmt Bucket `yaml:"rc_delayed_event_mgmt"`
+	// MASAddress limits every request to MAS's host (mas.public_base), per
+	// client address: MAS's pages, OAuth endpoints and assets. Not a Synapse
+	// option (MAS limits logins itself). Default 10/s, burst 100.
+	MASAddress Bucket `yaml:"mas_address"`
 
 	// RCAdminRedaction is accepted so that a Synapse section can be pasted, but
 	// not enforced: only the homeserver knows whether the sender is an admin.
@@ -255,6 +259,7 @@ func (c *Config) defaultsRateLimits() {
 		RCUserDirectory:    b(0.016, 200),
 		RCPresence:         RCPresence{PerUser: b(0.1, 1)},
 		RCDelayedEventMgmt: b(1, 5),
+		MASAddress:         b(10, 100),
 		Exempt:             RateLimitExempt{Addresses: DefaultRateLimitExemptAddresses()},
 		IPv6Prefix:         DefaultRateLimitIPv6Prefix,
 		MaxKeys:            DefaultRateLimitMaxKeys,
@@ -296,6 +301,7 @@ func (r *RateLimits) Buckets() []NamedBucket {
 		{p + "rc_user_directory", &r.RCUserDirectory},
 		{p + "rc_presence.per_user", &r.RCPresence.PerUser},
 		{p + "rc_delayed_event_mgmt", &r.RCDelayedEventMgmt},
+		{p + "mas_address", &r.MASAddress},
 	}
 }
 

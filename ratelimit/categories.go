@@ -33,6 +33,7 @@ const (
 	DelayedEventMgmt                          // rc_delayed_event_mgmt: per token (IP if unauthenticated)
 	InvitesPerRoom                            // rc_invites.per_room: per room (room id in the path)
 	JoinsPerRoom                              // rc_joins_per_room: per room (room id in the path; not for alias joins)
+	MASAddress                                // mas_address: every request to MAS's host, per IP (not a Synapse option)
 	numBuiltin
 )
 
@@ -59,6 +60,7 @@ var categoryNames = [numBuiltin]string{
 	DelayedEventMgmt:          "rc_delayed_event_mgmt",
 	InvitesPerRoom:            "rc_invites.per_room",
 	JoinsPerRoom:              "rc_joins_per_room",
+	MASAddress:                "mas_address",
 }
 
 // String returns the Synapse option name of a built-in category

@@ -31,6 +31,7 @@ func TestConfigDefaultsAreSynapses(t *testing.T) {
 		"rc_3pid_validation": {0.003, 5}, "rc_media_create": {10, 50}, "rc_room_creation": {0.016, 10},
 		"rc_reports": {1, 5}, "rc_user_directory": {0.016, 200}, "rc_presence.per_user": {0.1, 1},
 		"rc_delayed_event_mgmt": {1, 5},
+		"mas_address":           {10, 100}, // mxedge's own: MAS's host, per address
 	}
 	for _, nb := range rl.Buckets() {
 		name := strings.TrimPrefix(nb.Key, "rate_limits.")

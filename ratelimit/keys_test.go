@@ -283,7 +283,7 @@ func TestRoutesTestdata(t *testing.T) {
 		seen |= cats
 	}
 	for c := range numBuiltin {
-		if !seen.Has(c) {
+		if !seen.Has(c) && c != MASAddress { // MAS's host is not a /_matrix/ route
 			t.Errorf("no route case for %s", c)
 		}
 	}

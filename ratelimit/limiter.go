@@ -223,6 +223,7 @@ func (l *Limiter) compile(cfg config.RateLimits) (*state, error) {
 		DelayedEventMgmt:          lim(cfg.RCDelayedEventMgmt),
 		InvitesPerRoom:            lim(cfg.RCInvites.PerRoom),
 		JoinsPerRoom:              lim(cfg.RCJoinsPerRoom),
+		MASAddress:                lim(cfg.MASAddress),
 	}
 	st.exempt = cfg.ExemptPrefixes()
 	st.as = make(map[string]appservice)
@@ -310,7 +311,7 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) (d 
 			key, n = &ip, 0
 			d.flags |= flagReg
 			d.regAddr = ip.Addr
-		case RegistrationTokenValidity, LoginAddress, ThreePIDValidation:
+		case RegistrationTokenValidity, LoginAddress, ThreePIDValidation, MASAddress:
 			key = &ip
 		case LoginAccount, LoginFailedAttempts:
 			if d.acct == "" {
@@ -380,7 +381,7 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) (d 
 }
 
 // ipCategories are the built-in categories keyed by client address.
-const ipCategories = 1<<Registration | 1<<RegistrationTokenValidity | 1<<LoginAddress | 1<<ThreePIDValidation
+const ipCategories = 1<<Registration | 1<<RegistrationTokenValidity | 1<<LoginAddress | 1<<ThreePIDValidation | 1<<MASAddress
 
 // noAccount marks a login body that names no account (m.login.token).
 const noAccount = "\x00none"
