@@ -91,6 +91,9 @@ func classifyMatrix[T string | []byte](r *Route, method string, p T, decode bool
 		return
 	}
 	api, rest := segs[1], segs[3:n] // segs[2] is the version
+	if n > 3 && segEq(segs[2], "api", decode) && segEq(segs[3], "v1", decode) {
+		rest = segs[4:n] // Synapse still serves its oldest endpoints under /_matrix/client/api/v1/
+	}
 	switch {
 	case segEq(api, "media", decode):
 		r.JSONBody = false
