@@ -696,13 +696,27 @@ func TestMetricsLint(t *testing.T) {
 
 func TestCloseStopsSweeper(t *testing.T) {
 	m := NewMemory(MemoryOptions{SweepEvery: time.Millisecond})
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
+	select {
+	case <-m.done:
+		t.Fatal("sweeper not running before Close: nothing to stop")
+	default:
+	}
+	// Close waits for the sweeper: a sweeper that does not stop would make it
+	// block, so it runs aside and the test waits for it a bounded time.
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10s: the sweeper goroutine did not stop")
 	}
 	select {
 	case <-m.done:
 	default:
-		t.Fatal("sweeper still running after Close")
+		t.Fatal("Close returned while the sweeper goroutine was still running")
 	}
 	m.Close() // idempotent
 }
