@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/certmagic"
 
@@ -91,7 +90,6 @@ func (m *Manager) initACME(c *config.Config, domains []string, base *slog.Logger
 	magic.Issuers = []certmagic.Issuer{m.issuer}
 	m.magic = magic
 	m.alpn = alpnOn
-	m.acmeKey = acmeKey(c)
 	return nil
 }
 
@@ -115,13 +113,6 @@ func hostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("port %q: an explicit port is needed", p)
 	}
 	return h, n, nil
-}
-
-// acmeKey is the part of the config a Reload cannot change in mode acme.
-func acmeKey(c *config.Config) string {
-	t := &c.TLS
-	return strings.Join([]string{t.ACMECA, t.ACMECARoot, t.Email, strings.Join(t.Challenges, ","), t.Storage,
-		c.Listen.HTTP, c.Listen.HTTPS, t.RenewCheckInterval.D().String()}, "\x00")
 }
 
 // onEvent counts ACME attempts and failures (certmagic's events). It never

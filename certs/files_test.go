@@ -116,7 +116,7 @@ func TestModeOff(t *testing.T) {
 // TestFilesReloadOnChange serves a file certificate, replaces the files
 // and checks that the new one is served, that a connection opened before
 // the swap keeps working, that a bad replacement keeps the old one, and
-// that Reload (SIGHUP) applies at once.
+// that a reload (SIGHUP: Prepare, Commit) applies at once.
 func TestFilesReloadOnChange(t *testing.T) {
 	ca := newTestCA(t)
 	roots := x509.NewCertPool()
@@ -213,26 +213,32 @@ func TestFilesReloadOnChange(t *testing.T) {
 		t.Errorf("expiry gauge: %d series, %v", g, err)
 	}
 
-	// Reload with other files applies at once
+	// A reload with other files: nothing changes until Commit, then at once
 	c2 := filesConfig(ca.files(t, dir, "third-", []string{name}, now.Add(-time.Hour), now.Add(4*time.Hour)))
 	c2.TLS.Domains = []string{name}
-	must(t, m.Reload(c2))
+	p, err := m.Prepare(c2)
+	must(t, err)
+	if got := waitServed(t, addr, name, roots, time.Second); got.SerialNumber.Cmp(second.SerialNumber) != 0 {
+		t.Error("after Prepare, before Commit: the served certificate changed")
+	}
+	p.Discard()
+	if got := waitServed(t, addr, name, roots, time.Second); got.SerialNumber.Cmp(second.SerialNumber) != 0 {
+		t.Error("after Discard: the served certificate changed")
+	}
+	p, err = m.Prepare(c2)
+	must(t, err)
+	p.Commit()
 	third := waitServed(t, addr, name, roots, time.Second)
 	if !third.NotAfter.Equal(now.Add(4 * time.Hour).Truncate(time.Second)) {
-		t.Errorf("after Reload: NotAfter %v, want %v", third.NotAfter, now.Add(4*time.Hour))
+		t.Errorf("after Commit: NotAfter %v, want %v", third.NotAfter, now.Add(4*time.Hour))
 	}
-	// Reload with a bad pair fails and keeps serving
+	// A bad pair fails at Prepare and keeps serving
 	c3 := filesConfig(certFile, otherKeyFile(t, dir, otherKey), name)
-	if err := m.Reload(c3); err == nil || !strings.Contains(err.Error(), "tls.key_file does not match") {
-		t.Errorf("Reload with mismatched key: got %v", err)
+	if _, err := m.Prepare(c3); err == nil || !strings.Contains(err.Error(), "tls.key_file does not match") {
+		t.Errorf("Prepare with mismatched key: got %v", err)
 	}
 	if got := waitServed(t, addr, name, roots, time.Second); got.SerialNumber.Cmp(third.SerialNumber) != 0 {
-		t.Error("after a failed Reload the served certificate changed")
-	}
-	c4 := filesConfig(certFile, keyFile, name)
-	c4.TLS.Mode = config.TLSModeACME
-	if err := m.Reload(c4); err == nil || !strings.Contains(err.Error(), "needs a restart") {
-		t.Errorf("Reload changing mode: got %v, want needs a restart", err)
+		t.Error("after a failed Prepare the served certificate changed")
 	}
 }
 

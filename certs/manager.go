@@ -60,19 +60,18 @@ type Manager struct {
 	cache        *certmagic.Cache
 	issuer       *certmagic.ACMEIssuer
 	closeStorage func() error
-	acmeKey      string // the settings a Reload cannot change
-	alpn         bool   // tls-alpn-01 enabled
+	alpn         bool // tls-alpn-01 enabled
 
 	// files
 	file     atomic.Pointer[fileCert]
-	reloadMu sync.Mutex // serialises file reloads
+	reloadMu sync.Mutex // serialises file reloads (watchFiles, Commit)
 	poll     time.Duration
 
 	releaseOnce sync.Once
 
 	mu      sync.Mutex // guards the fields below
 	started bool
-	ctx     context.Context // Start's, for names added by Reload
+	ctx     context.Context // Start's, for names added by a reload
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -291,72 +290,93 @@ func (m *Manager) HTTPChallenge(next http.Handler) http.Handler {
 	return m.issuer.HTTPChallengeHandler(next)
 }
 
-// Reload applies a new configuration. Names added to tls.domains are
-// managed (mode acme) and names removed stop being served; in mode files
-// the files are read again (so SIGHUP picks up a replaced certificate at
-// once). Other changes (mode, storage, CA, email, challenges, listener
-// ports) need a restart and are reported as an error, with nothing applied.
-// On error the current certificates stay in use.
-func (m *Manager) Reload(c *config.Config) error {
+// Prepared is a certificate configuration checked by Prepare and not yet
+// served: Commit applies it, Discard drops it. One of the two must be called,
+// once, before the next Prepare (reloads are serialised by the caller).
+type Prepared struct {
+	m       *Manager // nil: tls.mode off, nothing to apply
+	domains []string
+	file    *fileCert                 // mode files: the certificate loaded by Prepare
+	added   []string                  // mode acme: names to start managing
+	removed []certmagic.SubjectIssuer // mode acme: names to stop serving
+}
+
+// Prepare checks c for a reload: in mode files it reads and validates
+// cert_file and key_file again (so SIGHUP picks up a replaced certificate);
+// in mode acme it works out the names added to and removed from tls.domains.
+// Nothing is served differently until Commit. The mode and the settings New
+// read once (storage, CA, email, challenges, the listener ports,
+// renew_check_interval) are not read: whether a change to them needs a
+// restart is the caller's decision. On a nil Manager (tls.mode off) it
+// prepares nothing.
+func (m *Manager) Prepare(c *config.Config) (*Prepared, error) {
 	if m == nil {
-		if c.TLS.Mode != config.TLSModeOff && c.TLS.Mode != "" {
-			return errors.New("tls.mode: turning TLS on needs a restart")
-		}
-		return nil
-	}
-	if c.TLS.Mode != m.mode {
-		return fmt.Errorf("tls.mode: changing %s to %s needs a restart", m.mode, c.TLS.Mode)
+		return &Prepared{}, nil
 	}
 	domains := c.TLSDomains()
 	if len(domains) == 0 {
-		return errors.New("tls.domains: no names to serve")
+		return nil, errors.New("tls.domains: no names to serve")
 	}
+	p := &Prepared{m: m, domains: domains}
 	switch m.mode {
 	case config.TLSModeFiles:
-		m.reloadMu.Lock()
-		defer m.reloadMu.Unlock()
 		fc, err := loadFileCert(c.TLS.CertFile, c.TLS.KeyFile, domains, m.now())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		m.setNames(domains)
-		m.file.Store(fc)
-		m.log.Info("certificate files reloaded", "cert_file", fc.certFile, "not_after", fc.cert.Leaf.NotAfter)
-		return nil
+		p.file = fc
 	default:
-		if k := acmeKey(c); k != m.acmeKey {
-			return errors.New("tls: changing acme_ca, acme_ca_root, email, challenges, storage or the listener ports needs a restart")
-		}
 		old := *m.names.Load()
-		var added []string
-		var removed []certmagic.SubjectIssuer
 		for _, d := range domains {
 			if !slices.Contains(old, d) {
-				added = append(added, d)
+				p.added = append(p.added, d)
 			}
 		}
 		for _, d := range old {
 			if !slices.Contains(domains, d) {
-				removed = append(removed, certmagic.SubjectIssuer{Subject: d})
+				p.removed = append(p.removed, certmagic.SubjectIssuer{Subject: d})
 			}
 		}
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if len(added) > 0 && m.ctx != nil {
-			if err := m.magic.ManageAsync(m.ctx, added); err != nil {
-				return fmt.Errorf("certs: manage %v: %w", added, err)
-			}
+	}
+	return p, nil
+}
+
+// Commit serves the prepared certificates. It cannot fail: in mode acme the
+// added names are obtained in the background (failures are logged and
+// retried by certmagic) and the removed names are refused from now on.
+func (p *Prepared) Commit() {
+	m := p.m
+	if m == nil {
+		return
+	}
+	if p.file != nil {
+		m.reloadMu.Lock()
+		m.setNames(p.domains)
+		m.file.Store(p.file)
+		m.reloadMu.Unlock()
+		m.log.Info("certificate files reloaded", "cert_file", p.file.certFile, "not_after", p.file.cert.Leaf.NotAfter)
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(p.added) > 0 && m.ctx != nil {
+		// ManageAsync reports per-name failures through the log, not here.
+		if err := m.magic.ManageAsync(m.ctx, p.added); err != nil {
+			m.log.Error("managing added tls.domains", "names", p.added, "err", err)
 		}
-		m.setNames(domains)
-		if len(removed) > 0 {
-			m.cache.RemoveManaged(removed)
-		}
-		if len(added)+len(removed) > 0 {
-			m.log.Info("tls domains changed", "added", added, "removed", len(removed))
-		}
-		return nil
+	}
+	m.setNames(p.domains)
+	if len(p.removed) > 0 {
+		m.cache.RemoveManaged(p.removed)
+	}
+	if len(p.added)+len(p.removed) > 0 {
+		m.log.Info("tls domains changed", "added", p.added, "removed", len(p.removed))
 	}
 }
+
+// Discard drops the prepared configuration. It holds nothing to release: a
+// loaded certificate is only memory.
+func (p *Prepared) Discard() {}
 
 // Status lists every served name with the expiry of its certificate,
 // sorted by name.

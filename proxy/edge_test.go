@@ -39,15 +39,23 @@ type recorded struct {
 // 200 {"ok":true} with Synapse-like CORS headers of its own.
 type homeserver struct {
 	*httptest.Server
-	mu      sync.Mutex
-	reqs    []recorded
-	handler http.HandlerFunc
+	mu       sync.Mutex
+	reqs     []recorded
+	handler  http.HandlerFunc
+	arrived  chan struct{} // see watch
+	recorded chan struct{}
 }
 
 func newHomeserver(t testing.TB, h http.HandlerFunc) *homeserver {
 	t.Helper()
 	hs := &homeserver{handler: h}
 	hs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hs.mu.Lock()
+		arrived, recordedc := hs.arrived, hs.recorded
+		hs.mu.Unlock()
+		if arrived != nil {
+			arrived <- struct{}{}
+		}
 		rec := recorded{Method: r.Method, RequestURI: r.RequestURI, Host: r.Host, Header: r.Header.Clone()}
 		if hs.handler == nil || r.Method != http.MethodGet {
 			sum := sha256.New()
@@ -57,6 +65,9 @@ func newHomeserver(t testing.TB, h http.HandlerFunc) *homeserver {
 		hs.mu.Lock()
 		hs.reqs = append(hs.reqs, rec)
 		hs.mu.Unlock()
+		if recordedc != nil {
+			recordedc <- struct{}{}
+		}
 		if hs.handler != nil {
 			hs.handler(w, r)
 			return
@@ -75,6 +86,27 @@ func synapseCORS(h http.Header) {
 	h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
 	h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization, Date")
 	h.Set("Access-Control-Expose-Headers", "Synapse-Trace-Id, Server")
+}
+
+// watch returns two channels that each receive once for every request
+// reaching the homeserver from now on (at most 64 unread): arrived when its
+// head is in, before the body is read; recorded once its body read ended,
+// complete or aborted, and it is in requests().
+func (hs *homeserver) watch() (arrived, recorded <-chan struct{}) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	hs.arrived, hs.recorded = make(chan struct{}, 64), make(chan struct{}, 64)
+	return hs.arrived, hs.recorded
+}
+
+// waitSignal waits a bounded time for one signal from a watch channel.
+func waitSignal(t *testing.T, c <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the homeserver gave no signal within 10s: %s", what)
+	}
 }
 
 func (hs *homeserver) requests() []recorded {

@@ -99,6 +99,7 @@ func TestLargeDownloadStreamedByteExact(t *testing.T) {
 
 func TestBodyLimits(t *testing.T) {
 	e := newEdge(t, "limits: {max_json_body_size: 1K, max_body_size: 4K}\n", nil)
+	arrived, recorded := e.hs.watch()
 	tests := []struct {
 		name, path string
 		size       int
@@ -117,6 +118,9 @@ func TestBodyLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if len(arrived)+len(recorded) != 0 {
+				t.Fatal("the homeserver got a request no earlier case expected")
+			}
 			before := len(e.hs.requests())
 			c, err := net.Dial("tcp", e.Listener.Addr().String())
 			if err != nil {
@@ -153,10 +157,17 @@ func TestBodyLimits(t *testing.T) {
 				}
 				return
 			}
+			payload := strings.Repeat("a", tt.size)
+			if tt.chunked {
+				// The first chunk is under the limit and reaches the homeserver
+				// before the rest is sent: the excess is found on the way, and
+				// the request already forwarded must be cut.
+				fmt.Fprintf(c, "%x\r\n%s\r\n", 1000, payload[:1000])
+				waitSignal(t, arrived, "the first chunk forwarded")
+			}
 			go func() {
-				payload := strings.Repeat("a", tt.size)
 				if tt.chunked {
-					for i := 0; i < len(payload); i += 1000 {
+					for i := 1000; i < len(payload); i += 1000 {
 						j := min(i+1000, len(payload))
 						fmt.Fprintf(c, "%x\r\n%s\r\n", j-i, payload[i:j])
 					}
@@ -175,11 +186,24 @@ func TestBodyLimits(t *testing.T) {
 			if tt.wantStatus == 413 {
 				matrixErrorCode(t, res, "M_TOO_LARGE")
 				wantCORSOnce(t, res.Header)
-				for _, r := range e.hs.requests()[before:] {
-					if r.BodyErr == nil {
-						t.Errorf("upstream received a complete body of %d bytes for an oversized request", r.BodyLen)
+				if !tt.chunked {
+					// Refused on its Content-Length, before anything is forwarded.
+					if n := len(e.hs.requests()) - before; n != 0 {
+						t.Errorf("upstream saw %d requests, want 0", n)
 					}
+					return
 				}
+			}
+			if !tt.chunked {
+				waitSignal(t, arrived, "the request forwarded")
+			}
+			waitSignal(t, recorded, "the request recorded")
+			got := e.hs.requests()[before:]
+			if len(got) != 1 {
+				t.Fatalf("upstream saw %d requests, want 1", len(got))
+			}
+			if tt.wantStatus == 413 && got[0].BodyErr == nil {
+				t.Errorf("upstream received a complete body of %d bytes for an oversized request", got[0].BodyLen)
 			}
 		})
 	}
@@ -273,6 +297,7 @@ func TestLongPollOutlivesServerTimeouts(t *testing.T) {
 
 func TestStalledBodyIs408(t *testing.T) {
 	e := newEdge(t, "timeouts: {read_body_idle: 200ms}\n", nil)
+	_, recorded := e.hs.watch()
 	c, err := net.Dial("tcp", e.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -287,10 +312,13 @@ func TestStalledBodyIs408(t *testing.T) {
 		t.Fatalf("status %d, want 408", res.StatusCode)
 	}
 	matrixErrorCode(t, res, "M_UNKNOWN")
-	for _, r := range e.hs.requests() {
-		if r.BodyErr == nil {
-			t.Errorf("upstream saw a complete body (%d bytes) for a stalled upload", r.BodyLen)
-		}
+	waitSignal(t, recorded, "the stalled upload recorded")
+	got := e.hs.requests()
+	if len(got) != 1 {
+		t.Fatalf("upstream saw %d requests, want 1", len(got))
+	}
+	if got[0].BodyErr == nil {
+		t.Errorf("upstream saw a complete body (%d bytes) for a stalled upload", got[0].BodyLen)
 	}
 }
 

@@ -25,12 +25,18 @@ type Readiness struct {
 	OnChange func(ready bool)
 
 	mu      sync.Mutex
-	url     string
-	client  *http.Client
+	target  *probeTarget
 	lastOK  time.Time
 	lastErr string
 	ready   bool
 	now     func() time.Time
+	kick    chan struct{} // asks Run for a probe now (a new target)
+}
+
+// probeTarget is one upstream to probe: its /health URL and a client for it.
+type probeTarget struct {
+	url    string
+	client *http.Client
 }
 
 // CertInfo is one served certificate, as /readyz shows it.
@@ -44,19 +50,33 @@ const certWarnDays = 14
 
 // NewReadiness probes upstream (an http(s) URL or, with socket set, a unix socket).
 func NewReadiness(upstream *url.URL, socket string) *Readiness {
-	r := &Readiness{Interval: 5 * time.Second, now: time.Now}
-	r.SetUpstream(upstream, socket)
+	r := &Readiness{Interval: 5 * time.Second, now: time.Now, kick: make(chan struct{}, 1)}
+	r.target = newProbeTarget(upstream, socket)
 	return r
 }
 
-// SetUpstream changes the probed homeserver (on reload).
-func (r *Readiness) SetUpstream(upstream *url.URL, socket string) {
+// newProbeTarget prepares the probe of upstream; nothing is sent until it is
+// committed (see Prepared).
+func newProbeTarget(upstream *url.URL, socket string) *probeTarget {
 	u := *upstream
 	u.Path, u.RawPath, u.RawQuery = "/health", "", ""
+	return &probeTarget{url: u.String(), client: &http.Client{Transport: newTransport(socket, 0), Timeout: 2 * time.Second}}
+}
+
+// setTarget makes t the probed upstream (a reload's commit). What was learnt
+// about the previous upstream is forgotten, a probe of it still in flight is
+// not recorded, and Run probes t at once: until then /readyz answers 503
+// "upstream not probed yet".
+func (r *Readiness) setTarget(t *probeTarget) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.url = u.String()
-	r.client = &http.Client{Transport: newTransport(socket, 0), Timeout: 2 * time.Second}
+	old := r.target
+	r.target, r.lastOK, r.lastErr = t, time.Time{}, ""
+	r.mu.Unlock()
+	old.client.CloseIdleConnections()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Run probes until ctx is done. It is the owner of the probing goroutine:
@@ -70,6 +90,7 @@ func (r *Readiness) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-r.kick:
 		}
 	}
 }
@@ -77,13 +98,13 @@ func (r *Readiness) Run(ctx context.Context) {
 // Probe asks the upstream once and records the answer.
 func (r *Readiness) Probe(ctx context.Context) {
 	r.mu.Lock()
-	url, client := r.url, r.client
+	target := r.target
 	r.mu.Unlock()
 	errText := ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.url, nil)
 	if err == nil {
 		var res *http.Response
-		res, err = client.Do(req)
+		res, err = target.client.Do(req)
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode != http.StatusOK {
@@ -95,6 +116,10 @@ func (r *Readiness) Probe(ctx context.Context) {
 		errText = "upstream unreachable: " + redactError(err)
 	}
 	r.mu.Lock()
+	if r.target != target {
+		r.mu.Unlock() // the upstream changed meanwhile: this answer is about the old one
+		return
+	}
 	if errText == "" {
 		r.lastOK = r.now()
 	}

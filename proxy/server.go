@@ -23,8 +23,8 @@ const (
 	ListenerFederation
 )
 
-// Server is mxedge's request path. It is safe for concurrent use; Reload swaps
-// its configuration atomically for new requests.
+// Server is mxedge's request path. It is safe for concurrent use; a reload
+// (Prepare, then Commit) swaps its configuration atomically for new requests.
 type Server struct {
 	snap    atomic.Pointer[snapshot]
 	log     *slog.Logger

@@ -19,8 +19,8 @@ import (
 
 // snapshot is everything the request path needs from one configuration,
 // prepared once at load: parsed addresses, serialised documents, the
-// forwarder. A reload builds a new snapshot and swaps it in atomically; requests
-// in flight finish with the one they started with.
+// forwarder. A reload prepares a new snapshot and commits it with an atomic
+// swap; requests in flight finish with the one they started with.
 type snapshot struct {
 	cfg            *config.Config
 	extraPrefixes  []string
@@ -47,7 +47,8 @@ type Options struct {
 	Observer Observer
 	// Limiter decides rate limits. Nil: no rate limiting.
 	Limiter *ratelimit.Limiter
-	// Readiness is probed by /readyz. Nil: none.
+	// Readiness is probed by /readyz. Nil: none. A committed reload to another
+	// upstream moves its probe there.
 	Readiness *Readiness
 }
 
@@ -65,20 +66,54 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	return s, nil
 }
 
-// Reload applies cfg to new requests. Open connections and requests in flight
-// are untouched. On error the old configuration keeps serving.
-func (s *Server) Reload(cfg *config.Config) error {
+// Prepared is a configuration compiled by Prepare that serves nothing yet:
+// Commit puts it in service, Discard drops it. One of the two must be called,
+// once, before the next Prepare (reloads are serialised by the caller).
+type Prepared struct {
+	s     *Server
+	snap  *snapshot
+	probe *probeTarget // the new upstream's readiness probe; nil when the upstream is unchanged
+}
+
+// Prepare compiles cfg for a reload: every check that can fail is done here,
+// and nothing is visible until Commit. The upstream pool is shared with the
+// running configuration when the upstream and its header timeout are
+// unchanged; otherwise a new, empty pool is made.
+func (s *Server) Prepare(cfg *config.Config) (*Prepared, error) {
 	snap, err := s.compile(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	old := s.snap.Swap(snap)
-	if old != nil && old.fwd.pool != snap.fwd.pool {
-		// Idle upstream connections of the old pool are closed; busy ones
-		// finish their request first.
+	p := &Prepared{s: s, snap: snap}
+	if s.ready != nil && s.snap.Load().cfg.Upstream != cfg.Upstream {
+		p.probe = newProbeTarget(cfg.UpstreamURL(), cfg.UpstreamSocket())
+	}
+	return p, nil
+}
+
+// Commit serves new requests with the prepared configuration; open
+// connections and requests in flight keep theirs. It cannot fail. When the
+// upstream changed, the old pool's idle connections are closed (busy ones
+// finish their request first) and readiness probes the new upstream.
+func (p *Prepared) Commit() {
+	old := p.s.snap.Swap(p.snap)
+	if old.fwd.pool != p.snap.fwd.pool {
 		old.fwd.pool.Close()
 	}
-	return nil
+	if p.probe != nil {
+		p.s.ready.setTarget(p.probe)
+	}
+}
+
+// Discard drops the prepared configuration and the pool it made, if any. The
+// running configuration is untouched.
+func (p *Prepared) Discard() {
+	if p.snap.fwd.pool != p.s.snap.Load().fwd.pool {
+		p.snap.fwd.pool.Close()
+	}
+	if p.probe != nil {
+		p.probe.client.CloseIdleConnections()
+	}
 }
 
 // Close releases idle upstream connections.

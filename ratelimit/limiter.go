@@ -82,7 +82,7 @@ type Limiter struct {
 	mem    *Memory
 	remote Store
 
-	mu sync.Mutex // serialises Reload
+	mu sync.Mutex // serialises Commit
 	st atomic.Pointer[state]
 
 	down    atomic.Bool
@@ -94,7 +94,7 @@ type Limiter struct {
 	fallback    prometheus.Gauge
 }
 
-// state is one compiled configuration; Reload swaps it atomically.
+// state is one compiled configuration; a reload's Commit swaps it atomically.
 type state struct {
 	cfg     config.RateLimits
 	limits  [numBuiltin]Limit
@@ -173,6 +173,7 @@ func New(cfg config.RateLimits, o Options) (*Limiter, error) {
 			}
 		}
 	}
+	l.bindCounters(st)
 	l.st.Store(st)
 	l.warnUnenforced(cfg)
 	return l, nil
@@ -234,21 +235,29 @@ func (l *Limiter) compile(cfg config.RateLimits) (*state, error) {
 		}
 	}
 	if NumBuiltin+len(cfg.Rules) > maxTables {
-		return nil, fmt.Errorf("rate_limits.rules: at most %d rules", maxTables-NumBuiltin)
+		return nil, fmt.Errorf("rate_limits.rules: at most %d rules, got %d", maxTables-NumBuiltin, len(cfg.Rules))
 	}
-	st.ctr = make([][numOutcomes]prometheus.Counter, NumBuiltin, NumBuiltin+len(cfg.Rules))
-	copy(st.ctr, l.builtinCtr[:])
 	paths := cfg.RulePaths()
 	for i, r := range cfg.Rules {
 		cr := compileRule(r, paths[i])
 		st.rules = append(st.rules, cr)
+	}
+	return st, nil
+}
+
+// bindCounters gives st its decision counters. It is the visible half of
+// compiling (a rule's series appear in the metrics), done only for a state
+// that is put in service.
+func (l *Limiter) bindCounters(st *state) {
+	st.ctr = make([][numOutcomes]prometheus.Counter, NumBuiltin, NumBuiltin+len(st.rules))
+	copy(st.ctr, l.builtinCtr[:])
+	for _, cr := range st.rules {
 		var c [numOutcomes]prometheus.Counter
 		for o := range numOutcomes {
 			c[o] = l.decisions.WithLabelValues(cr.name, outcomeNames[o])
 		}
 		st.ctr = append(st.ctr, c)
 	}
-	return st, nil
 }
 
 // Check decides one request. cats come from the route table; client is the
@@ -562,46 +571,57 @@ func (l *Limiter) Done(d *Decision, status int) {
 	l.decide(ctx, []Request{rq}, res[:])
 }
 
-// Reload applies a new configuration (after config.Load validated it).
-// Buckets of categories whose limit is unchanged are kept; those of changed
-// categories start full; admin rule buckets are kept only when the rules list
-// is unchanged. The store (rate_limits.store, rate_limits.redis) can only change
-// on restart: Reload refuses such a change and keeps the old configuration.
-func (l *Limiter) Reload(cfg config.RateLimits) error {
+// Prepared is a rate-limit configuration compiled by Prepare and not yet
+// deciding anything: Commit applies it, Discard drops it. One of the two must
+// be called, once, before the next Prepare (reloads are serialised by the
+// caller).
+type Prepared struct {
+	l  *Limiter
+	st *state
+}
+
+// Prepare compiles cfg (validated by config.Load) for a reload: it reads the
+// appservice registrations and compiles the rules, and fails, changing
+// nothing, when one cannot be used. The store (rate_limits.store and
+// rate_limits.redis except on_error) is the one New was given: Prepare does
+// not read those keys, and whether a change to them needs a restart is the
+// caller's decision.
+func (l *Limiter) Prepare(cfg config.RateLimits) (*Prepared, error) {
+	st, err := l.compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{l: l, st: st}, nil
+}
+
+// Commit applies the prepared configuration to new decisions. It cannot
+// fail. Buckets of categories whose limit is unchanged are kept; those of
+// changed categories start full; admin rule buckets are kept only when the
+// rules list is unchanged.
+func (p *Prepared) Commit() {
+	l, st := p.l, p.st
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := l.st.Load()
-	if cfg.Store == "" {
-		cfg.Store = config.RateLimitStoreMemory
-	}
-	oldStore := old.cfg.Store
-	if oldStore == "" {
-		oldStore = config.RateLimitStoreMemory
-	}
-	if cfg.Store != oldStore || cfg.Store == config.RateLimitStoreRedis &&
-		(cfg.Redis.URL != old.cfg.Redis.URL || cfg.Redis.KeyPrefix != old.cfg.Redis.KeyPrefix ||
-			cfg.Redis.KeySecret != old.cfg.Redis.KeySecret || cfg.Redis.Timeout != old.cfg.Redis.Timeout) {
-		return errors.New("rate_limits.store and rate_limits.redis (except on_error) change only on restart")
-	}
-	st, err := l.compile(cfg)
-	if err != nil {
-		return err
-	}
 	for c := range numBuiltin {
 		if st.limits[c] != old.limits[c] || st.ipv6 != old.ipv6 {
 			l.mem.Reset(c)
 		}
 	}
-	if !slices.EqualFunc(old.cfg.Rules, cfg.Rules, ruleEqual) || st.ipv6 != old.ipv6 {
+	if !slices.EqualFunc(old.cfg.Rules, st.cfg.Rules, ruleEqual) || st.ipv6 != old.ipv6 {
 		for i := range max(len(old.rules), len(st.rules)) {
 			l.mem.Reset(Category(NumBuiltin + i))
 		}
 	}
-	l.mem.SetMaxKeys(cfg.MaxKeys)
+	l.bindCounters(st)
+	l.mem.SetMaxKeys(st.cfg.MaxKeys)
 	l.st.Store(st)
-	l.warnUnenforced(cfg)
-	return nil
+	l.warnUnenforced(st.cfg)
 }
+
+// Discard drops the prepared configuration. It holds nothing to release: the
+// store is never rebuilt by a reload.
+func (p *Prepared) Discard() {}
 
 func ruleEqual(a, b config.RateLimitRule) bool {
 	return a.Name == b.Name && slices.Equal(a.Methods, b.Methods) && a.Path == b.Path && a.Key == b.Key &&

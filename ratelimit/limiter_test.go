@@ -635,19 +635,49 @@ func TestReloadKeepsUnchangedBuckets(t *testing.T) {
 	exhaust(Message, "/_matrix/client/v3/rooms/!r:x/send/m/1", "tok")
 	cfg2 := cfg
 	cfg2.RCMessage = config.Bucket{PerSecond: 1, BurstCount: 20}
-	if err := l.Reload(cfg2); err != nil {
+	p, err := l.Prepare(cfg2)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if d := l.Check(newReq("PUT", "/_matrix/client/v3/rooms/!r:x/send/m/2", "tok", ""), addr1, Of(Message)); d.Allowed {
+		t.Fatal("rc_message after Prepare, before Commit: got allowed, want the running (empty) bucket")
+	}
+	p.Commit()
 	if d := l.Check(newReq("POST", "/_matrix/client/v3/login", "", ""), addr1, Of(LoginAddress)); d.Allowed {
 		t.Fatal("unchanged rc_login.address: got allowed, want the kept (empty) bucket")
 	}
-	if d := l.Check(newReq("PUT", "/_matrix/client/v3/rooms/!r:x/send/m/2", "tok", ""), addr1, Of(Message)); !d.Allowed {
+	if d := l.Check(newReq("PUT", "/_matrix/client/v3/rooms/!r:x/send/m/3", "tok", ""), addr1, Of(Message)); !d.Allowed {
 		t.Fatal("changed rc_message: got refused, want a fresh bucket")
 	}
-	cfg3 := cfg2
-	cfg3.Store = "redis"
-	if err := l.Reload(cfg3); err == nil {
-		t.Fatal("store change on reload: got nil error")
+}
+
+// TestPrepareRefusalChangesNothing prepares a configuration that
+// config.Validate accepts but the limiter cannot use (more rules than there
+// are categories): Prepare fails, and neither the limits nor the metrics
+// change.
+func TestPrepareRefusalChangesNothing(t *testing.T) {
+	cfg := defaults()
+	l, reg := newLimiter(t, cfg, newClock())
+	bad := cfg
+	bad.RCLogin.Address = config.Bucket{PerSecond: 1000, BurstCount: 1000}
+	for i := range maxTables {
+		bad.Rules = append(bad.Rules, config.RateLimitRule{Name: "r" + strconv.Itoa(i), Path: "/r" + strconv.Itoa(i), PerSecond: 1, BurstCount: 1})
+	}
+	if _, err := l.Prepare(validated(t, bad)); err == nil || !strings.Contains(err.Error(), "rate_limits.rules") {
+		t.Fatalf("Prepare with %d rules: got %v, want an error naming rate_limits.rules", len(bad.Rules), err)
+	}
+	for range 5 {
+		l.Check(newReq("POST", "/_matrix/client/v3/login", "", ""), addr1, Of(LoginAddress))
+	}
+	if d := l.Check(newReq("POST", "/_matrix/client/v3/login", "", ""), addr1, Of(LoginAddress)); d.Allowed {
+		t.Fatal("rc_login.address after a refused Prepare: got allowed, want the running burst of 5 spent")
+	}
+	n, err := testutil.GatherAndCount(reg, "mxedge_ratelimit_decisions_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := NumBuiltin * numOutcomes; n != want {
+		t.Errorf("decision series after a refused Prepare: got %d, want %d (no rule series)", n, want)
 	}
 }
 
@@ -684,13 +714,27 @@ func TestMetricsLint(t *testing.T) {
 
 func TestCloseStopsSweeper(t *testing.T) {
 	m := NewMemory(MemoryOptions{SweepEvery: time.Millisecond})
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
+	select {
+	case <-m.done:
+		t.Fatal("sweeper not running before Close: nothing to stop")
+	default:
+	}
+	// Close waits for the sweeper: a sweeper that does not stop would make it
+	// block, so it runs aside and the test waits for it a bounded time.
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10s: the sweeper goroutine did not stop")
 	}
 	select {
 	case <-m.done:
 	default:
-		t.Fatal("sweeper still running after Close")
+		t.Fatal("Close returned while the sweeper goroutine was still running")
 	}
 	m.Close() // idempotent
 }
@@ -723,9 +767,12 @@ func TestConcurrentFloodReloadSweep(t *testing.T) {
 		for i := range 50 {
 			c := cfg
 			c.RCMessage.BurstCount = float64(10 + i%2)
-			if err := l.Reload(c); err != nil {
+			p, err := l.Prepare(c)
+			if err != nil {
 				t.Error(err)
+				return
 			}
+			p.Commit()
 			l.mem.Sweep()
 		}
 	}()

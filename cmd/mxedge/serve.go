@@ -33,8 +33,8 @@ var commit = ""
 
 // serve runs mxedge until ctx is done or SIGTERM/SIGINT arrives, then drains
 // in-flight requests for timeouts.shutdown. SIGHUP calls load again and applies
-// a valid configuration to new requests; an invalid one is logged and the old
-// one keeps serving.
+// the configuration to new requests whole or not at all (reloader.reload); one
+// that cannot be applied is logged and the old one keeps serving.
 func serve(ctx context.Context, load func() (*config.Config, error), stdout, stderr io.Writer) error {
 	cfg, err := load()
 	if err != nil {
@@ -79,6 +79,8 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 		return err
 	}
 	defer srv.Close()
+	rl := &reloader{log: log, level: level, srv: srv, limiter: limiter, certs: certMgr, cfg: cfg}
+	rl.setDomains(cfg)
 
 	// Bind every listener before serving any, so that a taken port fails the
 	// start instead of leaving a half-running edge.
@@ -110,7 +112,7 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 		err = errors.Join(
 			add("https", cfg.Listen.HTTPS, srv.Handler(proxy.ListenerClient, true), certMgr.TLSConfig()),
 			add("federation", cfg.Listen.Federation, srv.Handler(proxy.ListenerFederation, true), certMgr.TLSConfig()),
-			add("http", cfg.Listen.HTTP, certMgr.HTTPChallenge(redirectHandler(cfg.Listen.HTTPS, cfg.TLSDomains())), nil),
+			add("http", cfg.Listen.HTTP, certMgr.HTTPChallenge(redirectHandler(cfg.Listen.HTTPS, rl.tlsDomains)), nil),
 		)
 	}
 	if err == nil {
@@ -170,24 +172,16 @@ loop:
 			}
 			next, err := load()
 			if err == nil {
-				err = errors.Join(srv.Reload(next), limiter.Reload(next.RateLimits))
-				if err == nil && certMgr != nil {
-					err = certMgr.Reload(next)
-				}
+				err = rl.reload(next)
 			}
 			if err != nil {
 				m.Reloaded(false, time.Now())
 				logConfigError(log, "reload failed, keeping the running configuration", err)
 				continue
 			}
-			if listenersChanged(cfg, next) {
-				log.Warn("listen addresses, tls.mode or the rate-limit store changed: they apply after a restart")
-			}
-			ready.SetUpstream(next.UpstreamURL(), next.UpstreamSocket())
-			level.Set(parseLevel(next.Log.Level))
-			cfg = next
+			cfg = rl.cfg
 			m.Reloaded(true, time.Now())
-			log.Info("configuration reloaded")
+			log.Info("configuration reloaded", "upstream", redactURL(cfg.Upstream))
 		}
 	}
 
@@ -233,16 +227,17 @@ func newHTTPServer(cfg *config.Config, h http.Handler, log *slog.Logger, name st
 
 // redirectHandler answers every plain-HTTP request with a 308 to https on the
 // same host (and the https listener's port when it is not 443). A Host that is
-// not one of the served names is redirected to the first of them, so the
-// answer never points at a name the client made up.
-func redirectHandler(httpsAddr string, domains []string) http.Handler {
+// not one of the served names (domains returns those in service) is
+// redirected to the first of them, so the answer never points at a name the
+// client made up.
+func redirectHandler(httpsAddr string, domains func() []string) http.Handler {
 	_, port, _ := net.SplitHostPort(httpsAddr)
 	suffix := ""
 	if port != "" && port != "443" {
 		suffix = ":" + port
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
+		host, domains := r.Host, domains()
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
@@ -255,13 +250,6 @@ func redirectHandler(httpsAddr string, domains []string) http.Handler {
 		w.Header().Set("Location", "https://"+host+suffix+r.URL.RequestURI())
 		w.WriteHeader(http.StatusPermanentRedirect)
 	})
-}
-
-// listenersChanged reports changes that only a restart applies: listener
-// addresses, the TLS mode and the rate-limit store.
-func listenersChanged(a, b *config.Config) bool {
-	return a.Listen != b.Listen || a.TLS.Mode != b.TLS.Mode ||
-		a.RateLimits.Store != b.RateLimits.Store || a.RateLimits.Redis.URL != b.RateLimits.Redis.URL
 }
 
 func parseLevel(s string) slog.Level {
@@ -280,8 +268,15 @@ func newLogger(format string, level slog.Leveler, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, o))
 }
 
-// logConfigError logs every problem of a configuration error on its own line.
+// logConfigError logs every problem of a configuration error on its own line,
+// and each error joined in err (one per part of a reload) likewise.
 func logConfigError(log *slog.Logger, msg string, err error) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			logConfigError(log, msg, e)
+		}
+		return
+	}
 	var ce *config.Error
 	if errors.As(err, &ce) {
 		for _, p := range ce.Problems {

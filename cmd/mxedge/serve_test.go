@@ -30,6 +30,18 @@ func mxedgeConfig(upstream, extra string) string {
 	return fmt.Sprintf("server_name: example.org\nupstream: %s\nlisten: {http: \"127.0.0.1:0\", ops: \"127.0.0.1:0\"}\nrate_limits: {enabled: false}\n%s", upstream, extra)
 }
 
+// getBody GETs url with client and returns the status and the body.
+func getBody(t *testing.T, client *http.Client, url string) (int, string) {
+	t.Helper()
+	res, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res.StatusCode, string(b)
+}
+
 func TestFirstRunWithoutConfigFile(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"versions":["v1.11"]}`) }))
 	defer up.Close()
@@ -119,13 +131,8 @@ func TestReloadBadFileKeepsServing(t *testing.T) {
 	base := "http://" + p.Addr("http")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	fetch := func() string {
-		res, err := client.Get(base + "/.well-known/matrix/server")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		return string(b)
+		_, b := getBody(t, client, base+"/.well-known/matrix/server")
+		return b
 	}
 	if got := fetch(); !strings.Contains(got, "a.example.org:443") {
 		t.Fatalf("before reload: %s", got)
@@ -226,7 +233,7 @@ func TestGigabyteUploadMemory(t *testing.T) {
 }
 
 func TestRedirectHandler(t *testing.T) {
-	h := redirectHandler(":8443", []string{"matrix.example.org", "example.org"})
+	h := redirectHandler(":8443", func() []string { return []string{"matrix.example.org", "example.org"} })
 	tests := []struct{ target, host, want string }{
 		{"/_matrix/client/versions?x=1", "matrix.example.org", "https://matrix.example.org:8443/_matrix/client/versions?x=1"},
 		{"/a%2Fb", "Example.org:80", "https://Example.org:8443/a%2Fb"},
