@@ -156,6 +156,9 @@ type Timeouts struct {
 	// that mxedge, not the upstream, closes it. Set it below the upstream's
 	// own keep-alive timeout (Node.js and Apache: 5s).
 	UpstreamIdle Duration `yaml:"upstream_idle"`
+	// WebSocketIdle closes a WebSocket tunnel (routes with websocket, the
+	// LiveKit SFU) when neither side sent a byte this long. Default 5m.
+	WebSocketIdle Duration `yaml:"websocket_idle"`
 }
 
 // Log selects logging.

@@ -22,6 +22,7 @@ const (
 	DefaultWriteIdleTimeout              = Duration(60 * time.Second)
 	DefaultShutdownTimeout               = Duration(60 * time.Second)
 	DefaultUpstreamIdleTimeout           = Duration(30 * time.Second)
+	DefaultWebSocketIdleTimeout          = Duration(5 * time.Minute)
 
 	DefaultLogLevel  = "info"
 	DefaultLogFormat = "json"
@@ -62,6 +63,7 @@ func Defaults() *Config {
 			WriteIdle:              DefaultWriteIdleTimeout,
 			Shutdown:               DefaultShutdownTimeout,
 			UpstreamIdle:           DefaultUpstreamIdleTimeout,
+			WebSocketIdle:          DefaultWebSocketIdleTimeout,
 		},
 		Log: Log{Level: DefaultLogLevel, Format: DefaultLogFormat, Access: DefaultLogAccess},
 	}

@@ -296,6 +296,7 @@ func (c *Config) checkTimeouts(p *problems) {
 		{"timeouts.write_idle", t.WriteIdle},
 		{"timeouts.shutdown", t.Shutdown},
 		{"timeouts.upstream_idle", t.UpstreamIdle},
+		{"timeouts.websocket_idle", t.WebSocketIdle},
 	} {
 		if d.v < 0 {
 			p.add(d.key, "must be >= 0 (0 = none), got %s", d.v.D())

@@ -118,6 +118,19 @@ func (r *Response) WriteBody(w FlushWriter) error {
 	}
 }
 
+// Read reads body bytes into p, as io.Reader (io.EOF at the end). It may be
+// mixed with WriteBody, which carries on where Read stopped.
+func (r *Response) Read(p []byte) (int, error) {
+	if r.mode == modeUpgrade {
+		return 0, ErrSwitch
+	}
+	n, _, err := r.read(p)
+	if err == io.EOF {
+		r.done = true
+	}
+	return n, err
+}
+
 // read fills p with body bytes. It returns io.EOF with the last bytes or
 // after them. drained says the upstream had nothing more to give at once
 // (the place to flush a streaming answer).

@@ -24,7 +24,7 @@ const (
 )
 
 // Upstream error kinds, the values of the kind label of mxedge_upstream_errors_total.
-var errKinds = [...]string{"refused", "reset", "timeout", "other"}
+var errKinds = [...]string{"refused", "reset", "timeout", "other", "protocol", "unavailable", "queue"}
 
 // DurationBuckets are the classic buckets of the request and upstream duration
 // histograms, in seconds: fine below 100 ms for API calls, coarse up to two
@@ -62,6 +62,9 @@ type Metrics struct {
 	upErrors   [][len(errKinds)]prometheus.Counter // by class, kind
 
 	ready          prometheus.Gauge
+	tunnelsOpen    prometheus.Gauge
+	tunnels        prometheus.Counter
+	tunnelSeconds  prometheus.Counter
 	reloadOK       prometheus.Counter
 	reloadFailed   prometheus.Counter
 	reloadLastOK   prometheus.Gauge
@@ -127,6 +130,18 @@ func New(reg prometheus.Registerer, classes []string) *Metrics {
 		Namespace: "mxedge", Subsystem: "upstream", Name: "ready",
 		Help: "1 while /readyz answers 200 (the upstream answered its health check recently), else 0.",
 	})
+	m.tunnelsOpen = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "mxedge", Subsystem: "websocket", Name: "tunnels_open",
+		Help: "WebSocket tunnels open (routes that allow them: the LiveKit SFU, routes with websocket: true).",
+	})
+	m.tunnels = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "mxedge", Subsystem: "websocket", Name: "tunnels_total",
+		Help: "WebSocket tunnels opened.",
+	})
+	m.tunnelSeconds = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "mxedge", Subsystem: "websocket", Name: "tunnel_seconds_total",
+		Help: "Total lifetime of closed WebSocket tunnels, in seconds.",
+	})
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "mxedge", Subsystem: "config", Name: "reloads_total",
 		Help: "Configuration loads (at start-up and on SIGHUP), by result (success, failure).",
@@ -141,7 +156,7 @@ func New(reg prometheus.Registerer, classes []string) *Metrics {
 	})
 
 	reg.MustRegister(m.requests, duration, inFlight, reqBytes, resBytes,
-		upDuration, upErrors, m.ready, reloads, m.reloadLastOK, m.reloadLastGood)
+		upDuration, upErrors, m.ready, m.tunnelsOpen, m.tunnels, m.tunnelSeconds, reloads, m.reloadLastOK, m.reloadLastGood)
 	// The runtime collectors may already be registered by the caller: that is fine.
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
@@ -258,24 +273,43 @@ func methodIndex(method string) int {
 
 // Upstream records one upstream round trip of class c that took d (until the
 // response headers, or the failure). errKind is "" for a response (of any
-// status), or refused, reset, timeout or other for a failure of the upstream;
-// "client" (the client's fault: it went away, its body was too large or
-// stalled) is not an upstream error and only records d. Unknown kinds count as
-// other.
+// status), or refused, reset, timeout, protocol (a broken answer),
+// unavailable (no healthy member), queue (the pool's queue was full) or other
+// for a failure of the upstream; "client" and "canceled" (the client's fault:
+// it went away, its body was too large or stalled) are not upstream errors and
+// only record d. Unknown kinds count as other.
 func (m *Metrics) Upstream(c int, d time.Duration, errKind string) {
 	c = m.class(c)
 	m.upDuration[c].Observe(d.Seconds())
 	switch errKind {
-	case "", "client":
+	case "", "client", "canceled":
 	case "refused":
 		m.upErrors[c][0].Inc()
 	case "reset":
 		m.upErrors[c][1].Inc()
 	case "timeout":
 		m.upErrors[c][2].Inc()
+	case "protocol":
+		m.upErrors[c][4].Inc()
+	case "unavailable":
+		m.upErrors[c][5].Inc()
+	case "queue":
+		m.upErrors[c][6].Inc()
 	default:
 		m.upErrors[c][3].Inc()
 	}
+}
+
+// TunnelOpened counts a WebSocket tunnel opening.
+func (m *Metrics) TunnelOpened() {
+	m.tunnels.Inc()
+	m.tunnelsOpen.Inc()
+}
+
+// TunnelClosed counts a WebSocket tunnel that was open for d closing.
+func (m *Metrics) TunnelClosed(d time.Duration) {
+	m.tunnelsOpen.Dec()
+	m.tunnelSeconds.Add(d.Seconds())
 }
 
 // SetReady sets the readiness gauge: call it whenever /readyz changes state.

@@ -29,7 +29,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 var testClasses = []string{
 	"other", "client", "sync", "send", "state", "login", "register",
 	"media_upload", "media_download", "media", "federation", "well_known",
-	"admin", "synapse_client", "preflight", "refused",
+	"admin", "synapse_client", "preflight", "refused", "mas", "rtc", "route",
 }
 
 const (

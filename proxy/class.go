@@ -22,6 +22,9 @@ const (
 	ClassSynapseClient              // /_synapse/client/
 	ClassPreflight                  // OPTIONS answered by mxedge
 	ClassRefused                    // not forwarded: 404/400 without touching the upstream
+	ClassMAS                        // MAS's own host (mas.public_base)
+	ClassRTC                        // MatrixRTC: lk-jwt-service and the LiveKit SFU (/livekit/)
+	ClassRoute                      // an extra route (routes[])
 	NumClasses
 )
 
@@ -29,7 +32,7 @@ const (
 var ClassNames = [NumClasses]string{
 	"other", "client", "sync", "send", "state", "login", "register",
 	"media_upload", "media_download", "media", "federation", "well_known",
-	"admin", "synapse_client", "preflight", "refused",
+	"admin", "synapse_client", "preflight", "refused", "mas", "rtc", "route",
 }
 
 // String returns the class's label value.

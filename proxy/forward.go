@@ -8,33 +8,88 @@ import (
 	"time"
 
 	"github.com/mxedge/mxedge/h1"
+	"github.com/mxedge/mxedge/upstream"
 )
 
-// forwarder carries requests to the homeserver over mxedge's own HTTP/1.1
-// client (package h1): the raw path and query byte-exact, Host preserved,
-// forwarding headers built from the one client address mxedge trusts, bodies
-// streamed both ways.
+// forwarder carries requests to the route's pool over mxedge's own HTTP/1.1
+// client (package h1): the raw path and query byte-exact (less a route's
+// stripped prefix), Host preserved, forwarding headers built from the one
+// client address mxedge trusts, bodies streamed both ways.
 type forwarder struct {
-	pool *h1.Pool
 	// headerTimeout bounds the wait for the response head, except on
 	// long-polls and media downloads (0: none).
 	headerTimeout   time.Duration
-	defaultHost     string // Host sent when the client sent none
-	allowUnderscore bool   // forward.allow_underscores_in_headers
+	wsIdle          time.Duration // timeouts.websocket_idle
+	allowUnderscore bool          // forward.allow_underscores_in_headers
 }
 
-// forward sends the request upstream and copies the answer back. Before the
-// response head, a failure is answered by upstreamFailed; after it, a failed
-// copy is reported with abort set, so that serve aborts the client's response
-// and a truncated answer never looks complete.
+// Failure kinds of an outcome, beyond h1.Kind's.
+const (
+	failClient      = "client"      // the client went away or broke its request
+	failUnavailable = "unavailable" // no member of the pool is healthy
+	failQueue       = "queue"       // the pool's queue was full or too slow
+)
+
+// forward sends the request to its pool and copies the answer back. Before
+// the response head, a failure is answered by upstreamFailed; after it, a
+// failed copy is reported with abort set, so that serve aborts the client's
+// response and a truncated answer never looks complete.
 func (f *forwarder) forward(w *responseWriter, r *http.Request, rq *request) outcome {
+	out := outcome{forwarded: true}
+	pool := rq.snap.table.pools[rq.route.Pool]
+	m, err := pool.Acquire(r.Context())
+	if err != nil {
+		out.upstream = time.Since(rq.start)
+		return poolFailed(w, r, err, out)
+	}
+	req := f.request(r, rq, m)
+	if rq.route.WebSocket && wantsWebSocket(r) {
+		return f.tunnel(w, r, rq, pool, m, &req)
+	}
+	res, err := m.Conns().RoundTrip(r.Context(), &req)
+	out.upstream = time.Since(rq.start)
+	if err != nil {
+		pool.Release(m, err)
+		return upstreamFailed(w, r, rq, err, out)
+	}
+	if rq.route.Transports {
+		err = f.transports(w, rq, res)
+	} else {
+		res.Header(w.Header())
+		w.WriteHeader(res.Status)
+		err = res.WriteBody(w)
+	}
+	res.Close()
+	var we *h1.WriteError
+	if errors.As(err, &we) {
+		pool.Release(m, nil) // the client's fault, not the member's
+		out.fail = failClient
+	} else {
+		pool.Release(m, err)
+		out.fail = h1.Kind(err)
+	}
+	if err != nil {
+		out.err, out.abort = err, true
+	}
+	return out
+}
+
+// request builds the h1 request for member m.
+func (f *forwarder) request(r *http.Request, rq *request, m *upstream.Member) h1.Request {
 	host := r.Host
 	if host == "" {
-		host = f.defaultHost
+		host = m.Endpoint().Host
+	}
+	path := rq.rawPath
+	if n := int(rq.route.Strip); n > 0 {
+		path = path[n:]
+		if path == "" {
+			path = "/"
+		}
 	}
 	req := h1.Request{
 		Method:          r.Method,
-		Path:            rq.rawPath,
+		Path:            path,
 		Query:           rq.query,
 		Host:            host,
 		Header:          r.Header,
@@ -48,25 +103,7 @@ func (f *forwarder) forward(w *responseWriter, r *http.Request, rq *request) out
 	if !rq.route.LongPoll {
 		req.HeaderTimeout = f.headerTimeout
 	}
-	res, err := f.pool.RoundTrip(r.Context(), &req)
-	out := outcome{forwarded: true, upstream: time.Since(rq.start)}
-	if err != nil {
-		return upstreamFailed(w, r, rq, err, out)
-	}
-	res.Header(w.Header())
-	w.WriteHeader(res.Status)
-	err = res.WriteBody(w)
-	res.Close()
-	if err != nil {
-		out.err = err
-		out.fail = h1.Kind(err)
-		var we *h1.WriteError
-		if errors.As(err, &we) {
-			out.fail = failClient
-		}
-		out.abort = true
-	}
-	return out
+	return req
 }
 
 // stripClientField reports the client fields mxedge replaces with its own:
@@ -111,10 +148,27 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 	return append(b, "unknown"...) // a unix-socket peer: no address
 }
 
-// Failure kinds of an outcome, beyond h1.Kind's.
-const (
-	failClient = "client" // the client went away or broke its request
-)
+// poolFailed answers when the pool gave no member: 502 at once when none is
+// healthy, 429 with Retry-After when its queue is full or too slow (so that
+// clients back off instead of marking the server down).
+func poolFailed(w *responseWriter, r *http.Request, err error, out outcome) outcome {
+	out.err = err
+	var qe *upstream.QueueError
+	switch {
+	case errors.As(err, &qe):
+		out.fail = failQueue
+		writeLimitExceeded(w, http.StatusTooManyRequests, qe.RetryAfter)
+	case errors.Is(err, upstream.ErrNoMember):
+		out.fail = failUnavailable
+		writeError(w, http.StatusBadGateway, errUnknown, "No upstream available")
+	case r.Context().Err() != nil:
+		out.fail = failClient // the client went away while queued
+	default:
+		out.fail = h1.Kind(err)
+		writeError(w, http.StatusBadGateway, errUnknown, "Upstream unavailable")
+	}
+	return out
+}
 
 // upstreamFailed answers when the request could not be carried: the client's
 // faults are 4xx (413 too large, 408 stalled, 400 malformed, nothing when it

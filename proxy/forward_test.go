@@ -303,7 +303,10 @@ func TestStalledBodyIs408(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	io.WriteString(c, "POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly-a-little")
+	// More than the 32 KiB the forwarder holds before its first write, so
+	// the request is on its way upstream when the client stalls (a small
+	// body that stalls never leaves mxedge: TestStalledSmallBodyNeverForwarded).
+	io.WriteString(c, "POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"+strings.Repeat("a", 40<<10))
 	res, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -319,6 +322,33 @@ func TestStalledBodyIs408(t *testing.T) {
 	}
 	if got[0].BodyErr == nil {
 		t.Errorf("upstream saw a complete body (%d bytes) for a stalled upload", got[0].BodyLen)
+	}
+}
+
+// A body that fits the forwarder's first write is read whole before anything
+// is sent: when it stalls, the homeserver sees no request at all.
+func TestStalledSmallBodyNeverForwarded(t *testing.T) {
+	e := newEdge(t, "timeouts: {read_body_idle: 200ms}\n", nil)
+	arrived, _ := e.hs.watch()
+	c, err := net.Dial("tcp", e.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly-a-little")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("status %d, want 408", res.StatusCode)
+	}
+	// A head sent upstream with the first bytes would have reached the
+	// homeserver's handler during the 200 ms the body stalled.
+	select {
+	case <-arrived:
+		t.Error("the homeserver saw the request; want nothing sent for a small body that never completed")
+	default:
 	}
 }
 

@@ -3,17 +3,20 @@ package proxy
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/url"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/mxedge/mxedge/h1"
+	"github.com/mxedge/mxedge/upstream"
 )
 
-// Readiness probes the homeserver's /health and answers /healthz and /readyz
-// on the ops listener. /readyz is 200 while the upstream answered within the
-// last MaxAge, else 503 with the reason; its JSON detail also lists the
-// certificates and their days left. Safe for concurrent use.
+// Readiness probes /health on every member of the homeserver pool and
+// answers /healthz and /readyz on the ops listener. /readyz is 200 while a
+// member answered 200 within the last MaxAge, else 503 with the reason; its
+// JSON detail lists each member's last answer and the certificates with their
+// days left. Safe for concurrent use.
 type Readiness struct {
 	// Interval between probes. Default 5s.
 	Interval time.Duration
@@ -33,10 +36,19 @@ type Readiness struct {
 	kick    chan struct{} // asks Run for a probe now (a new target)
 }
 
-// probeTarget is one upstream to probe: its /health URL and a client for it.
+// probeTarget is the pool to probe: each member's /health, over the
+// member's own connections (TLS, unix sockets, as requests go).
 type probeTarget struct {
-	url    string
-	client *http.Client
+	pool    *upstream.Pool
+	members []memberState // guarded by Readiness.mu
+}
+
+// memberState is what /readyz says about one member.
+type memberState struct {
+	URL    string     `json:"member"`
+	OK     bool       `json:"ok"`
+	LastOK *time.Time `json:"last_ok,omitempty"`
+	Error  string     `json:"error,omitempty"`
 }
 
 // CertInfo is one served certificate, as /readyz shows it.
@@ -48,19 +60,20 @@ type CertInfo struct {
 // certWarnDays is how close to expiry a certificate is flagged in /readyz.
 const certWarnDays = 14
 
-// NewReadiness probes upstream (an http(s) URL or, with socket set, a unix socket).
-func NewReadiness(upstream *url.URL, socket string) *Readiness {
-	r := &Readiness{Interval: 5 * time.Second, now: time.Now, kick: make(chan struct{}, 1)}
-	r.target = newProbeTarget(upstream, socket)
-	return r
+// NewReadiness returns a Readiness; the Server given it as Options.Readiness
+// makes it probe the homeserver pool.
+func NewReadiness() *Readiness {
+	return &Readiness{Interval: 5 * time.Second, now: time.Now, kick: make(chan struct{}, 1)}
 }
 
-// newProbeTarget prepares the probe of upstream; nothing is sent until it is
+// newProbeTarget prepares the probe of pool; nothing is sent until it is
 // committed (see Prepared).
-func newProbeTarget(upstream *url.URL, socket string) *probeTarget {
-	u := *upstream
-	u.Path, u.RawPath, u.RawQuery = "/health", "", ""
-	return &probeTarget{url: u.String(), client: &http.Client{Transport: newTransport(socket, 0), Timeout: 2 * time.Second}}
+func newProbeTarget(pool *upstream.Pool) *probeTarget {
+	t := &probeTarget{pool: pool}
+	for _, m := range pool.Members() {
+		t.members = append(t.members, memberState{URL: m.Endpoint().URL})
+	}
+	return t
 }
 
 // setTarget makes t the probed upstream (a reload's commit). What was learnt
@@ -69,10 +82,8 @@ func newProbeTarget(upstream *url.URL, socket string) *probeTarget {
 // "upstream not probed yet".
 func (r *Readiness) setTarget(t *probeTarget) {
 	r.mu.Lock()
-	old := r.target
 	r.target, r.lastOK, r.lastErr = t, time.Time{}, ""
 	r.mu.Unlock()
-	old.client.CloseIdleConnections()
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -95,33 +106,46 @@ func (r *Readiness) Run(ctx context.Context) {
 	}
 }
 
-// Probe asks the upstream once and records the answer.
+// Probe asks every member once and records the answers: ready when one
+// answered 200.
 func (r *Readiness) Probe(ctx context.Context) {
 	r.mu.Lock()
 	target := r.target
 	r.mu.Unlock()
-	errText := ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.url, nil)
-	if err == nil {
-		var res *http.Response
-		res, err = target.client.Do(req)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				errText = "upstream /health answered " + res.Status
-			}
-		}
-	}
-	if err != nil {
-		errText = "upstream unreachable: " + redactError(err)
-	}
-	r.mu.Lock()
-	if r.target != target {
-		r.mu.Unlock() // the upstream changed meanwhile: this answer is about the old one
+	if target == nil {
 		return
 	}
-	if errText == "" {
-		r.lastOK = r.now()
+	members := target.pool.Members()
+	errs := make([]string, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = probeMember(ctx, m)
+		}()
+	}
+	wg.Wait()
+	r.mu.Lock()
+	if r.target != target {
+		r.mu.Unlock() // the pool changed meanwhile: these answers are about the old one
+		return
+	}
+	now := r.now()
+	errText := ""
+	anyOK := false
+	for i, e := range errs {
+		ms := &target.members[i]
+		ms.OK, ms.Error = e == "", e
+		if e == "" {
+			t := now
+			ms.LastOK, anyOK = &t, true
+		} else if errText == "" {
+			errText = e
+		}
+	}
+	if anyOK {
+		r.lastOK, errText = now, ""
 	}
 	r.lastErr = errText
 	ready := r.isReady()
@@ -133,6 +157,30 @@ func (r *Readiness) Probe(ctx context.Context) {
 	}
 }
 
+// probeMember GETs /health on m and returns "" when it answered 200, else
+// why not.
+func probeMember(ctx context.Context, m *upstream.Member) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ep := m.Endpoint()
+	res, err := m.Conns().RoundTrip(ctx, &h1.Request{Method: http.MethodGet, Path: "/health", Host: ep.Host, Header: http.Header{}, HeaderTimeout: 2 * time.Second})
+	if err != nil {
+		return ep.URL + " unreachable: " + redactError(err)
+	}
+	defer res.Close()
+	res.WriteBody(discardBody{})
+	if res.Status != http.StatusOK {
+		return ep.URL + " /health answered " + strconv.Itoa(res.Status)
+	}
+	return ""
+}
+
+// discardBody drops a probe's answer.
+type discardBody struct{}
+
+func (discardBody) Write(p []byte) (int, error) { return len(p), nil }
+func (discardBody) FlushError() error           { return nil }
+
 func (r *Readiness) isReady() bool {
 	maxAge := r.MaxAge
 	if maxAge == 0 {
@@ -142,10 +190,12 @@ func (r *Readiness) isReady() bool {
 }
 
 type readyDetail struct {
-	Ready        bool         `json:"ready"`
-	Reason       string       `json:"reason,omitempty"`
-	UpstreamOK   *time.Time   `json:"upstream_last_ok,omitempty"`
-	Certificates []certDetail `json:"certificates,omitempty"`
+	Ready        bool          `json:"ready"`
+	Reason       string        `json:"reason,omitempty"`
+	UpstreamOK   *time.Time    `json:"upstream_last_ok,omitempty"`
+	Pool         string        `json:"pool,omitempty"`
+	Members      []memberState `json:"members,omitempty"`
+	Certificates []certDetail  `json:"certificates,omitempty"`
 }
 
 type certDetail struct {
@@ -191,6 +241,10 @@ func (r *Readiness) Readyz() http.Handler {
 			t := r.lastOK
 			d.UpstreamOK = &t
 		}
+		if r.target != nil {
+			d.Pool = r.target.pool.Name()
+			d.Members = append([]memberState(nil), r.target.members...)
+		}
 		if d.Ready {
 			d.Reason = ""
 		} else if d.Reason == "" {
@@ -210,29 +264,4 @@ func (r *Readiness) Readyz() http.Handler {
 		}
 		json.NewEncoder(w).Encode(d)
 	})
-}
-
-// newTransport is an http.Transport to the upstream, for the readiness probe:
-// HTTP/1.1 keep-alive, no environment proxy, no transparent compression.
-func newTransport(socket string, responseHeaderTimeout time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	t := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           d.DialContext,
-		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   1024,
-		MaxConnsPerHost:       0,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: responseHeaderTimeout,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-	}
-	if socket != "" {
-		t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, "unix", socket)
-		}
-	}
-	return t
 }

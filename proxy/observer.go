@@ -9,6 +9,8 @@ type Observer interface {
 	Begin(class int)
 	End(class int, method string, code int, d time.Duration, in, out int64)
 	Upstream(class int, d time.Duration, errKind string)
+	TunnelOpened()
+	TunnelClosed(d time.Duration)
 }
 
 type nopObserver struct{}
@@ -16,3 +18,5 @@ type nopObserver struct{}
 func (nopObserver) Begin(int)                                         {}
 func (nopObserver) End(int, string, int, time.Duration, int64, int64) {}
 func (nopObserver) Upstream(int, time.Duration, string)               {}
+func (nopObserver) TunnelOpened()                                     {}
+func (nopObserver) TunnelClosed(time.Duration)                        {}

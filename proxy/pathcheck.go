@@ -21,7 +21,9 @@ const (
 	GateSynapseClient             // /_synapse/client/
 	GateAdmin                     // /_synapse/admin/ (allowed peers only)
 	GateWellKnown                 // /.well-known/matrix/
-	GateExtra                     // a forward.extra_prefixes entry
+	GateExtra                     // a forward.extra_prefixes entry, a route or /livekit/
+	GateMASHost                   // MAS's own host, forwarded whole to MAS
+	GateMASAdmin                  // MAS's admin API on its host (mas.admin_api.allow_from only)
 )
 
 // String returns the gate's lower-case name, for logs and tests.
@@ -41,6 +43,10 @@ func (g Gate) String() string {
 		return "well_known"
 	case GateExtra:
 		return "extra"
+	case GateMASHost:
+		return "mas_host"
+	case GateMASAdmin:
+		return "mas_admin"
 	}
 	return "invalid"
 }
@@ -97,24 +103,26 @@ const (
 // up to 512 bytes are checked without heap allocation. CheckPath is safe for
 // concurrent use.
 func CheckPath(raw string, extra []string) (g Gate, ok bool) {
-	return checkPath(raw, extra, nil)
+	g, _, ok = checkPath(raw, extra, nil)
+	return g, ok
 }
 
-// checkPath is CheckPath; with rc set, every view of a /_matrix/ path must
-// also classify like raw (see Classify).
-func checkPath(raw string, extra []string, rc *routeCheck) (g Gate, ok bool) {
+// checkPath is CheckPath, returning also the index of the extra prefix raw
+// falls under (GateExtra; -1 otherwise). With rc set, every view of a
+// /_matrix/ path must also classify like raw (see Classify).
+func checkPath(raw string, extra []string, rc *routeCheck) (g Gate, idx int, ok bool) {
 	plain, nonASCII, features, valid := pathScan(raw)
 	if !valid {
-		return GateRefused, false
+		return GateRefused, -1, false
 	}
-	g = pathGate(raw, extra, false)
-	if pathGate(raw, extra, true) != g {
-		return GateRefused, false
+	g, idx = pathGateKey(raw, extra, false)
+	if g2, idx2 := pathGateKey(raw, extra, true); g2 != g || idx2 != idx {
+		return GateRefused, -1, false
 	}
 	if plain {
 		// No escapes, backslashes, ';', dot or empty segments: every view
 		// equals raw.
-		return g, true
+		return g, idx, true
 	}
 	if rc != nil && g == GateMatrix {
 		rc.want = Route{Gate: GateMatrix}
@@ -122,10 +130,10 @@ func checkPath(raw string, extra []string, rc *routeCheck) (g Gate, ok bool) {
 	} else {
 		rc = nil
 	}
-	if !pathViewsAgree(raw, extra, g, nonASCII, features, rc) {
-		return GateRefused, false
+	if !pathViewsAgree(raw, extra, g, idx, nonASCII, features, rc) {
+		return GateRefused, -1, false
 	}
-	return g, true
+	return g, idx, true
 }
 
 // pathViewsAgree computes the normalised views of a validated raw path and
@@ -134,7 +142,7 @@ func checkPath(raw string, extra []string, rc *routeCheck) (g Gate, ok bool) {
 // not pay for zeroing the stack buffers.
 //
 //go:noinline
-func pathViewsAgree(raw string, extra []string, g Gate, nonASCII bool, features int, rc *routeCheck) bool {
+func pathViewsAgree(raw string, extra []string, g Gate, idx int, nonASCII bool, features int, rc *routeCheck) bool {
 	var (
 		stackBuf  [pathStackMax + 1]byte
 		stackSegs [pathStackMax/2 + 2]int32
@@ -150,7 +158,7 @@ func pathViewsAgree(raw string, extra []string, g Gate, nonASCII bool, features 
 	}
 	depth := pathGateDepth(g)
 	v, low := pathViewSegments(buf[:0], segs[:0], raw)
-	if low < depth || pathGate(v, extra, false) != g || pathGate(v, extra, true) != g || (rc != nil && !rc.agrees(v)) {
+	if low < depth || !viewAgrees(v, extra, g, idx) || (rc != nil && !rc.agrees(v)) {
 		return false
 	}
 	if features == 0 {
@@ -161,11 +169,19 @@ func pathViewsAgree(raw string, extra []string, g Gate, nonASCII bool, features 
 			continue // the path lacks a feature this view treats specially
 		}
 		v, low = pathViewLoose(buf[:0], segs[:0], raw, mask)
-		if low < depth || pathGate(v, extra, false) != g || pathGate(v, extra, true) != g || (rc != nil && !rc.agrees(v)) {
+		if low < depth || !viewAgrees(v, extra, g, idx) || (rc != nil && !rc.agrees(v)) {
 			return false
 		}
 	}
 	return true
+}
+
+// viewAgrees reports whether view v falls into gate g (and extra prefix idx),
+// its prefixes compared exactly and ASCII case-insensitively.
+func viewAgrees(v []byte, extra []string, g Gate, idx int) bool {
+	g1, i1 := pathGateKey(v, extra, false)
+	g2, i2 := pathGateKey(v, extra, true)
+	return g1 == g && g2 == g && i1 == idx && i2 == idx
 }
 
 // pathScan validates raw's syntax. plain reports that raw has nothing a
@@ -387,18 +403,26 @@ func pathGateDepth(g Gate) int {
 // pathGate returns the gate of path p (origin-form), comparing prefixes
 // case-insensitively (ASCII) when fold is set.
 func pathGate[T string | []byte](p T, extra []string, fold bool) Gate {
+	g, _ := pathGateKey(p, extra, fold)
+	return g
+}
+
+// pathGateKey is pathGate, and for GateExtra the index of the first extra
+// prefix p carries (-1 otherwise): views must agree on which extra prefix
+// they fall under, since extra prefixes may lead to different upstreams.
+func pathGateKey[T string | []byte](p T, extra []string, fold bool) (Gate, int) {
 	switch {
 	case pathHasPrefix(p, "/_matrix/", fold):
 		if pathHasPrefix(p, "/_matrix/federation/", fold) || pathHasPrefix(p, "/_matrix/key/", fold) {
-			return GateFederation
+			return GateFederation, -1
 		}
-		return GateMatrix
+		return GateMatrix, -1
 	case pathHasPrefix(p, "/_synapse/client/", fold):
-		return GateSynapseClient
+		return GateSynapseClient, -1
 	case pathHasPrefix(p, "/_synapse/admin/", fold):
-		return GateAdmin
+		return GateAdmin, -1
 	case pathHasPrefix(p, "/.well-known/matrix/", fold):
-		return GateWellKnown
+		return GateWellKnown, -1
 	}
 	root := ""
 	switch {
@@ -407,15 +431,15 @@ func pathGate[T string | []byte](p T, extra []string, fold bool) Gate {
 	case pathHasRoot(p, "/_matrix", fold):
 		root = "/_matrix/"
 	}
-	for _, e := range extra {
+	for i, e := range extra {
 		if e == "" || root != "" && !pathHasPrefix(e, root, false) {
 			continue
 		}
 		if pathHasPrefix(p, e, fold) {
-			return GateExtra
+			return GateExtra, i
 		}
 	}
-	return GateRefused
+	return GateRefused, -1
 }
 
 // pathHasRoot reports whether p's first segment is root's ("/_synapse" or

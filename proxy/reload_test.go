@@ -13,7 +13,7 @@ import (
 func TestPrepareCommitDiscard(t *testing.T) {
 	a, b := newHomeserver(t, nil), newHomeserver(t, nil)
 	cfgA := loadConfig(t, a.URL, "rate_limits: {enabled: false}\n")
-	ready := NewReadiness(cfgA.UpstreamURL(), cfgA.UpstreamSocket())
+	ready := NewReadiness()
 	srv, err := New(cfgA, Options{Logger: slog.New(slog.DiscardHandler), Readiness: ready})
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestPrepareCommitDiscard(t *testing.T) {
 	probed := func() string {
 		ready.mu.Lock()
 		defer ready.mu.Unlock()
-		return ready.target.url
+		return "http://" + ready.target.pool.Members()[0].Endpoint().Host + "/health"
 	}
 
 	cfgB := loadConfig(t, b.URL, "rate_limits: {enabled: false}\n")
@@ -46,13 +46,13 @@ func TestPrepareCommitDiscard(t *testing.T) {
 		t.Fatalf("discarded: want requests and probes on A, probe on %s", probed())
 	}
 
-	pool := srv.snap.Load().fwd
+	pool := srv.snap.Load().table.pools[0]
 	p, err = srv.Prepare(loadConfig(t, a.URL, "rate_limits: {enabled: false}\nwell_known: {server: \"x.example.org:443\"}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Commit()
-	if srv.snap.Load().fwd != pool {
+	if srv.snap.Load().table.pools[0] != pool {
 		t.Error("reload with the same upstream: got a new upstream pool, want the running one kept")
 	}
 

@@ -13,7 +13,16 @@ type Route struct {
 	Limits   ratelimit.Categories // rate-limit categories
 	LongPoll bool                 // never cut by upstream_response_header (sync, events, media downloads)
 	JSONBody bool                 // body bounded by max_json_body_size instead of max_body_size
-	CORS     bool                 // under /_matrix/ or /.well-known/matrix/ (client listener)
+	CORS     bool                 // mxedge's Matrix CORS, exactly once (else the upstream's own)
+	// Where it goes (see table.go): the pool, by index in the snapshot's
+	// pools (0: homeserver), and how many bytes of the raw path are stripped.
+	Pool  uint8
+	Strip uint16
+	// WebSocket lets an HTTP/1.1 Upgrade: websocket cross (else Upgrade is dropped).
+	WebSocket bool
+	// Transports marks the MatrixRTC transports endpoint: answered from the
+	// configuration when the homeserver lists none.
+	Transports bool
 }
 
 // Classify checks raw, a request path exactly as received (without query),
@@ -25,12 +34,19 @@ type Route struct {
 // or "…/login;x" must not reach an upstream that resolves them without the
 // login limit. It allocates nothing for paths up to 512 bytes.
 func Classify(method, raw string, extra []string) (Route, bool) {
+	r, _, ok := classifyPath(method, raw, extra)
+	return r, ok
+}
+
+// classifyPath is Classify, returning also the index of the extra prefix the
+// path falls under (GateExtra; -1 otherwise).
+func classifyPath(method, raw string, extra []string) (Route, int, bool) {
 	rc := routeCheck{method: method}
-	g, ok := checkPath(raw, extra, &rc)
+	g, idx, ok := checkPath(raw, extra, &rc)
 	if !ok {
-		return Route{Gate: GateRefused, Class: ClassRefused}, false
+		return Route{Gate: GateRefused, Class: ClassRefused}, -1, false
 	}
-	return classify(method, raw, g), true
+	return classify(method, raw, g), idx, true
 }
 
 // routeCheck carries what checkPath compares on every view of a /_matrix/

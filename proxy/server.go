@@ -31,6 +31,7 @@ type Server struct {
 	obs     Observer
 	limiter *ratelimit.Limiter
 	ready   *Readiness
+	tunnels *tunnelSet
 }
 
 // Handler returns the handler for one listener. tls says whether the listener
@@ -76,7 +77,8 @@ type request struct {
 	rawPath   string
 	query     string
 	body      *body
-	preflight bool // answered by cors.Preflight, which sets the CORS headers itself
+	tunnelIn  int64 // bytes from the client through a WebSocket tunnel
+	preflight bool  // answered by cors.Preflight, which sets the CORS headers itself
 	closeConn bool // answer with Connection: close (HTTP/1.x)
 	limit     ratelimit.Decision
 	w         responseWriter
@@ -118,11 +120,11 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, l *listener) {
 
 	// Classify once.
 	rq.rawPath, rq.query = splitRequestURI(r)
-	route, pathOK := Classify(r.Method, rq.rawPath, snap.extraPrefixes)
+	route, pathOK := snap.table.route(r.Method, r.Host, rq.rawPath)
 	rq.route = route
 	if !pathOK || !validLine {
 		// Refused, but still answered with CORS where a browser expects it.
-		rq.route.CORS = strings.HasPrefix(rq.rawPath, "/_matrix/") || strings.HasPrefix(rq.rawPath, "/.well-known/matrix/")
+		rq.route.CORS = rq.route.Gate != GateMASHost && (strings.HasPrefix(rq.rawPath, "/_matrix/") || strings.HasPrefix(rq.rawPath, "/.well-known/matrix/"))
 	}
 	if l.kind == ListenerFederation {
 		rq.route.CORS = false
@@ -171,7 +173,8 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, l *listener) {
 	case rq.route.Gate == GateRefused:
 		writeError(w, http.StatusNotFound, errUnrecognized, "Unrecognized request")
 		return
-	case rq.route.Gate == GateAdmin && !snap.adminAllow.Contains(rq.peer):
+	case rq.route.Gate == GateAdmin && !snap.adminAllow.Contains(rq.peer),
+		rq.route.Gate == GateMASAdmin && !snap.masAdminAllow.Contains(rq.peer):
 		writeError(w, http.StatusNotFound, errUnrecognized, "Unrecognized request")
 		return
 	case headerBytes(r) > snap.maxHeaderBytes:
@@ -241,9 +244,9 @@ func (s *Server) finish(rq *request, r *http.Request, out *outcome) {
 	if s.limiter != nil && rq.limit.Allowed {
 		s.limiter.Done(&rq.limit, status)
 	}
-	var in int64
+	in := rq.tunnelIn
 	if rq.body != nil {
-		in = rq.body.n
+		in += rq.body.n
 	}
 	d := time.Since(rq.start)
 	if out.forwarded {

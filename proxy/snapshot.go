@@ -1,19 +1,16 @@
 package proxy
 
 import (
-	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/mxedge/mxedge/config"
 	"github.com/mxedge/mxedge/cors"
-	"github.com/mxedge/mxedge/h1"
 	"github.com/mxedge/mxedge/ratelimit"
+	"github.com/mxedge/mxedge/upstream"
 	"github.com/mxedge/mxedge/wellknown"
 )
 
@@ -23,7 +20,6 @@ import (
 // swap; requests in flight finish with the one they started with.
 type snapshot struct {
 	cfg            *config.Config
-	extraPrefixes  []string
 	trustedProxies config.Prefixes
 	adminAllow     config.Prefixes
 	maxHeaderBytes int64
@@ -37,6 +33,11 @@ type snapshot struct {
 	cors           *cors.Policy
 	wellKnown      *wellknown.Handler
 	fwd            *forwarder
+	pools          *upstream.Set
+	table          *table
+	masAdminAllow  config.Prefixes
+	rtcTransports  []byte // the transports answer from rtc.livekit_service_url
+	tunnels        *tunnelSet
 }
 
 // Options are the parts of a Server that outlive a configuration.
@@ -58,11 +59,15 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if s.obs == nil {
 		s.obs = nopObserver{}
 	}
+	s.tunnels = newTunnelSet(s.obs)
 	snap, err := s.compile(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s.snap.Store(snap)
+	if s.ready != nil {
+		s.ready.setTarget(newProbeTarget(snap.table.pools[0]))
+	}
 	return s, nil
 }
 
@@ -72,21 +77,21 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 type Prepared struct {
 	s     *Server
 	snap  *snapshot
-	probe *probeTarget // the new upstream's readiness probe; nil when the upstream is unchanged
+	probe *probeTarget // the homeserver pool's readiness probe; nil when the pool is unchanged
 }
 
 // Prepare compiles cfg for a reload: every check that can fail is done here,
-// and nothing is visible until Commit. The upstream pool is shared with the
-// running configuration when the upstream and its header timeout are
-// unchanged; otherwise a new, empty pool is made.
+// and nothing is visible until Commit. A pool whose configuration is
+// unchanged is shared with the running configuration (its connections,
+// health and counters); a changed or new one is made, empty.
 func (s *Server) Prepare(cfg *config.Config) (*Prepared, error) {
 	snap, err := s.compile(cfg)
 	if err != nil {
 		return nil, err
 	}
 	p := &Prepared{s: s, snap: snap}
-	if s.ready != nil && s.snap.Load().cfg.Upstream != cfg.Upstream {
-		p.probe = newProbeTarget(cfg.UpstreamURL(), cfg.UpstreamSocket())
+	if s.ready != nil && snap.table.pools[0] != s.snap.Load().table.pools[0] {
+		p.probe = newProbeTarget(snap.table.pools[0])
 	}
 	return p, nil
 }
@@ -97,36 +102,36 @@ func (s *Server) Prepare(cfg *config.Config) (*Prepared, error) {
 // finish their request first) and readiness probes the new upstream.
 func (p *Prepared) Commit() {
 	old := p.s.snap.Swap(p.snap)
-	if old.fwd.pool != p.snap.fwd.pool {
-		old.fwd.pool.Close()
-	}
+	old.pools.CloseUnused(p.snap.pools)
 	if p.probe != nil {
 		p.s.ready.setTarget(p.probe)
 	}
 }
 
-// Discard drops the prepared configuration and the pool it made, if any. The
-// running configuration is untouched.
+// Discard drops the prepared configuration and the pools it made, if any.
+// The running configuration is untouched.
 func (p *Prepared) Discard() {
-	if p.snap.fwd.pool != p.s.snap.Load().fwd.pool {
-		p.snap.fwd.pool.Close()
-	}
-	if p.probe != nil {
-		p.probe.client.CloseIdleConnections()
+	p.snap.pools.CloseUnused(p.s.snap.Load().pools)
+}
+
+// Close releases idle upstream connections and stops health checks.
+func (s *Server) Close() {
+	if snap := s.snap.Load(); snap != nil {
+		snap.pools.CloseUnused(nil)
 	}
 }
 
-// Close releases idle upstream connections.
-func (s *Server) Close() {
+// Pools returns the pools in service (for metrics).
+func (s *Server) Pools() *upstream.Set {
 	if snap := s.snap.Load(); snap != nil {
-		snap.fwd.pool.Close()
+		return snap.pools
 	}
+	return nil
 }
 
 func (s *Server) compile(cfg *config.Config) (*snapshot, error) {
 	snap := &snapshot{
 		cfg:            cfg,
-		extraPrefixes:  cfg.Forward.ExtraPrefixes,
 		trustedProxies: cfg.TrustedProxyPrefixes(),
 		adminAllow:     cfg.AdminAllowPrefixes(),
 		maxHeaderBytes: int64(cfg.Limits.MaxHeaderBytes),
@@ -147,45 +152,31 @@ func (s *Server) compile(cfg *config.Config) (*snapshot, error) {
 	if snap.wellKnown, err = wellknown.New(cfg, wellknown.Options{Error: writeErrorFor}); err != nil {
 		return nil, fmt.Errorf("well_known: %w", err)
 	}
-	// Keep the upstream pool across reloads unless the upstream changed.
-	fwd := forwarder{
+	snap.masAdminAllow = cfg.MASAdminAllowPrefixes()
+	snap.tunnels = s.tunnels
+	if u := cfg.RTCServiceURL(); u != "" {
+		snap.rtcTransports = transportsAnswer(u)
+	}
+	snap.fwd = &forwarder{
 		headerTimeout:   cfg.Timeouts.UpstreamResponseHeader.D(),
-		defaultHost:     cfg.UpstreamURL().Host,
+		wsIdle:          cfg.Timeouts.WebSocketIdle.D(),
 		allowUnderscore: cfg.Forward.AllowUnderscoresInHeaders,
 	}
-	if old := s.snap.Load(); old != nil && old.cfg.Upstream == cfg.Upstream &&
-		old.cfg.Timeouts.UpstreamIdle == cfg.Timeouts.UpstreamIdle {
-		fwd.pool = old.fwd.pool
-	} else {
-		fwd.pool = newPool(cfg.UpstreamURL(), cfg.UpstreamSocket(), cfg.Timeouts.UpstreamIdle.D())
+	// Pools whose configuration did not change are carried over from the
+	// running snapshot.
+	var old *upstream.Set
+	if o := s.snap.Load(); o != nil {
+		old = o.pools
 	}
-	snap.fwd = &fwd
+	snap.pools = upstream.NewSet(cfg.Pools(), upstream.Options{Logger: s.log.With("component", "upstream")}, old)
+	if snap.table, err = compileTable(cfg, snap.pools); err != nil {
+		snap.pools.CloseUnused(old)
+		return nil, err
+	}
 	return snap, nil
 }
 
 // writeErrorFor adapts writeError to the signature other packages receive.
 func writeErrorFor(w http.ResponseWriter, _ *http.Request, status int, errcode, msg string) {
 	writeError(w, status, errcode, msg)
-}
-
-// newPool builds the connection pool for the upstream (an http(s) URL, or a
-// unix socket when socket is non-empty).
-func newPool(target *url.URL, socket string, idle time.Duration) *h1.Pool {
-	o := h1.PoolOptions{Network: "tcp", Addr: target.Host, IdleTimeout: idle}
-	if socket != "" {
-		o.Network, o.Addr = "unix", socket
-		return h1.NewPool(o)
-	}
-	port := target.Port()
-	if port == "" {
-		port = "80"
-		if target.Scheme == "https" {
-			port = "443"
-		}
-	}
-	o.Addr = net.JoinHostPort(target.Hostname(), port)
-	if target.Scheme == "https" {
-		o.TLS = &tls.Config{ServerName: target.Hostname(), NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
-	}
-	return h1.NewPool(o)
 }

@@ -381,7 +381,7 @@ func TestUpstreamConcurrentExchanges(t *testing.T) {
 func TestUpstreamStaleConnection(t *testing.T) {
 	up := newRawUpstream(t, func(int, *http.Request) (string, bool) { return okAnswer, true })
 	front, srv := newEdgeTo(t, "http://"+up.ln.Addr().String(), "")
-	pool := srv.snap.Load().fwd.pool
+	pool := srv.snap.Load().table.pools[0].Members()[0].Conns()
 	for i, method := range []string{"GET", "GET", "POST", "PUT"} {
 		if i > 0 {
 			select {

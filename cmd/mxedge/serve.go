@@ -26,6 +26,7 @@ import (
 	"github.com/mxedge/mxedge/proxy"
 	"github.com/mxedge/mxedge/ratelimit"
 	"github.com/mxedge/mxedge/ratelimit/redisstore"
+	"github.com/mxedge/mxedge/upstream"
 )
 
 // commit is set at build time (-ldflags -X main.commit=…).
@@ -62,7 +63,7 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 		return fmt.Errorf("tls: %w", err)
 	}
 
-	ready := proxy.NewReadiness(cfg.UpstreamURL(), cfg.UpstreamSocket())
+	ready := proxy.NewReadiness()
 	ready.OnChange = m.SetReady
 	if certMgr != nil {
 		ready.Certificates = func() []proxy.CertInfo {
@@ -79,6 +80,7 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 		return err
 	}
 	defer srv.Close()
+	reg.MustRegister(upstream.NewCollector(srv.Pools))
 	rl := &reloader{log: log, level: level, srv: srv, limiter: limiter, certs: certMgr, cfg: cfg}
 	rl.setDomains(cfg)
 
@@ -201,6 +203,9 @@ loop:
 		}()
 	}
 	wg.Wait()
+	// WebSocket tunnels are hijacked connections Shutdown does not wait for:
+	// they get what is left of timeouts.shutdown, then a clean close.
+	srv.CloseTunnels(drainCtx)
 	log.Info("mxedge stopped")
 	return serveErr
 }
