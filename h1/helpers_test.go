@@ -88,7 +88,6 @@ func (u *scripted) serveConn(c net.Conn) {
 	}
 }
 
-
 // answers is an answer func writing a fixed reply to each request (the last
 // one repeats).
 func answers(replies ...string) func(int, *http.Request, net.Conn) bool {

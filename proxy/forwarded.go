@@ -64,7 +64,6 @@ func ClientAddr(peer netip.Addr, h http.Header, trusted config.Prefixes) (client
 	return client, proto
 }
 
-
 // fwdProto returns the last X-Forwarded-Proto value when it is http or https.
 func fwdProto(h http.Header) string {
 	lines := h["X-Forwarded-Proto"]

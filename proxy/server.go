@@ -79,7 +79,7 @@ type request struct {
 	body      *body
 	tunnelIn  int64 // bytes from the client through a WebSocket tunnel
 	preflight bool  // answered by cors.Preflight, which sets the CORS headers itself
-	closeConn bool // answer with Connection: close (HTTP/1.x)
+	closeConn bool  // answer with Connection: close (HTTP/1.x)
 	limit     ratelimit.Decision
 	w         responseWriter
 }
