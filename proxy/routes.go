@@ -140,7 +140,7 @@ func classifyMatrix[T string | []byte](r *Route, method string, p T, decode bool
 		if len(rest) == 1 && method == "POST" {
 			r.Limits = ratelimit.Of(ratelimit.LoginAddress, ratelimit.LoginAccount, ratelimit.LoginFailedAttempts)
 		}
-	case segEq(first, "logout", decode):
+	case segEq(first, "logout", decode) || segEq(first, "refresh", decode):
 		r.Class = ClassLogin
 	case segEq(first, "register", decode):
 		r.Class = ClassRegister

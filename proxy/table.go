@@ -88,7 +88,7 @@ func compileTable(cfg *config.Config, set *upstream.Set) (*table, error) {
 		jwt := Route{Gate: GateExtra, Class: ClassRTC, Pool: index[cfg.RTC.JWTUpstream], Strip: uint16(len(config.RTCJWTPrefix))}
 		sfu := Route{Gate: GateExtra, Class: ClassRTC, Pool: index[cfg.RTC.SFUUpstream], Strip: uint16(len(config.RTCSFUPrefix)), WebSocket: true}
 		t.extra = append(t.extra, config.RTCJWTPrefix+"/", config.RTCSFUPrefix+"/")
-		t.extraTo = append(t.extraTo, tableRoute{route: jwt}, tableRoute{route: sfu})
+		t.extraTo = append(t.extraTo, tableRoute{prefix: config.RTCJWTPrefix + "/", route: jwt}, tableRoute{prefix: config.RTCSFUPrefix + "/", route: sfu})
 	}
 	for _, er := range cfg.EdgeRoutes() {
 		r := Route{Gate: GateExtra, Class: ClassRoute, Pool: index[er.Pool], CORS: er.MatrixCORS, WebSocket: er.WebSocket}

@@ -74,7 +74,7 @@ func (f *forwarder) tunnel(w *responseWriter, r *http.Request, rq *request, pool
 	defer pool.Release(m, nil)
 	hdr := http.Header{}
 	res.Header(hdr)
-	up, rest := res.Upgraded()
+	up, rest := res.Upgraded() // closed by res.Close
 	client, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		out.err, out.fail = err, failClient
@@ -111,9 +111,9 @@ func (f *forwarder) tunnel(w *responseWriter, r *http.Request, rq *request, pool
 	var in int64
 	go func() {
 		defer wg.Done()
-		in = t.pump(up, client, true)
+		in = t.pump(client, up, true)
 	}()
-	w.written += t.pump(client, up, false)
+	w.written += t.pump(up, client, false)
 	wg.Wait()
 	rq.tunnelIn = in
 	return out
@@ -156,15 +156,18 @@ type tunnelConn struct {
 }
 
 // pump copies src to dst until src ends or fails, the tunnel is idle in
-// both directions for t.idle, or shutdown stops it; it then sends a close
-// frame (1001, going away) to dst when it stops between frames, and closes
-// both connections so that the other pump ends too. toUpstream says dst is
-// the upstream (whose frames from a client must be masked). It returns the
-// bytes copied.
+// both directions for t.idle, or shutdown stops it. At shutdown it sends a
+// close frame (1001, going away) to dst when it stops between frames; the
+// caller closes the connections once both pumps are done. Otherwise it
+// closes both connections so that the other pump ends too. toUpstream says
+// dst is the upstream (whose frames from a client must be masked). It returns
+// the bytes copied.
 func (t *tunnelConn) pump(src, dst net.Conn, toUpstream bool) int64 {
 	defer func() {
-		t.client.Close()
-		t.up.Close()
+		if !t.stopping.Load() {
+			t.client.Close()
+			t.up.Close()
+		}
 	}()
 	var frames wsFrames
 	buf := make([]byte, 16<<10)
