@@ -47,6 +47,9 @@ func TestEdgeRules(t *testing.T) {
 		{"route strip without prefix", pools + "routes: [{host: e.example.org, upstream: web, strip_prefix: true}]\n", "routes[0].strip_prefix", "path_prefix"},
 		{"route duplicate", pools + "routes: [{host: e.example.org, upstream: web}, {host: E.example.org, upstream: web}]\n", "routes[1]", "same requests"},
 		{"route host not in tls.domains", pools + "tls: {mode: files, cert_file: /c, key_file: /k, domains: [example.org]}\nroutes: [{host: e.example.org, upstream: web}]\n", "routes[0].host", "tls.domains"},
+		{"extra prefix exposes synapse mas", "forward: {extra_prefixes: [/_synapse/]}\n", "forward.extra_prefixes[0]", "never public"},
+		{"extra prefix names synapse mas", "forward: {extra_prefixes: [/_synapse/mas/]}\n", "forward.extra_prefixes[0]", "never public"},
+		{"extra prefix another synapse path", "forward: {extra_prefixes: [/_synapse/custom/]}\n", "", ""},
 		{"federation off with listener", "federation: {enabled: false}\ntls: {mode: files, cert_file: /c, key_file: /k}\nlisten: {federation: \":8448\"}\n", "listen.federation", "federation.enabled false"},
 		{"federation off with delegation", "federation: {enabled: false}\nwell_known: {server: \"matrix.example.org:443\"}\n", "well_known.server", "federation.enabled false"},
 	}

@@ -57,6 +57,8 @@ func (c *Config) validate(p *problems) {
 	for i, pre := range c.Forward.ExtraPrefixes {
 		if err := checkPathPrefix(pre); err != nil {
 			p.add(indexKey("forward.extra_prefixes", i), "%v, got %q", err, pre)
+		} else if strings.HasPrefix("/_synapse/mas/", pre) && strings.HasPrefix(pre, "/_synapse/") || strings.HasPrefix(pre, "/_synapse/mas") {
+			p.add(indexKey("forward.extra_prefixes", i), "would expose /_synapse/mas/, the shared-secret API MAS calls on Synapse: it is never public (point MAS at Synapse's internal address), got %q", pre)
 		}
 	}
 	c.checkLimits(p)

@@ -76,6 +76,15 @@ func New(c *config.Config, o Options) (*Handler, error) {
 		client[k] = v
 	}
 	client["m.homeserver"] = map[string]any{"base_url": base}
+	if b := c.MASPublicBase(); b != nil {
+		// MSC2965: where clients find MAS (issuer) and its account page.
+		client["org.matrix.msc2965.authentication"] = map[string]any{"issuer": b.String(), "account": c.MASAccountURL()}
+	}
+	if u := c.RTCServiceURL(); u != "" {
+		// MSC4143: the LiveKit focus, for clients that read it here (Element
+		// X, Element Web, Element Call before 0.24).
+		client["org.matrix.msc4143.rtc_foci"] = []any{map[string]any{"type": "livekit", "livekit_service_url": u}}
+	}
 	if h.client, err = serialise(client); err != nil {
 		return nil, fmt.Errorf("wellknown: well_known.client: %w", err)
 	}

@@ -267,3 +267,30 @@ func BenchmarkServeHTTP(b *testing.B) {
 		})
 	}
 }
+
+// MAS and MatrixRTC fill their client well-known keys from their sections.
+func TestMASAndRTCKeys(t *testing.T) {
+	c := config.Defaults()
+	c.ServerName = "example.org"
+	c.PublicBaseURL = "https://matrix.example.org/"
+	c.Upstreams = map[string]config.Upstream{
+		"mas": {Members: []string{"http://127.0.0.1:8080"}}, "lk": {Members: []string{"http://127.0.0.1:8081"}}, "sfu": {Members: []string{"http://127.0.0.1:7880"}},
+	}
+	c.MAS = config.MAS{Upstream: "mas", PublicBase: "https://auth.example.org"}
+	c.RTC = config.RTC{JWTUpstream: "lk", SFUUpstream: "sfu"}
+	h := newHandler(t, c)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, ClientPath, nil))
+	var doc map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	auth, _ := doc["org.matrix.msc2965.authentication"].(map[string]any)
+	if auth["issuer"] != "https://auth.example.org/" || auth["account"] != "https://auth.example.org/account/" {
+		t.Errorf("authentication %v", doc["org.matrix.msc2965.authentication"])
+	}
+	foci, _ := doc["org.matrix.msc4143.rtc_foci"].([]any)
+	if len(foci) != 1 || foci[0].(map[string]any)["livekit_service_url"] != "https://matrix.example.org/livekit/jwt" || foci[0].(map[string]any)["type"] != "livekit" {
+		t.Errorf("rtc_foci %v", doc["org.matrix.msc4143.rtc_foci"])
+	}
+}
