@@ -42,6 +42,8 @@ type Config struct {
 	Routes []Route `yaml:"routes"`
 	// Federation says whether the homeserver federates.
 	Federation Federation `yaml:"federation"`
+	// Workers routes requests to Synapse's workers by Synapse's rules.
+	Workers Workers `yaml:"workers"`
 	// Forward lists what is forwarded besides the Matrix prefixes.
 	Forward Forward `yaml:"forward"`
 	// Limits bounds request sizes.

@@ -70,5 +70,6 @@ func Defaults() *Config {
 	c.defaultsTLS()
 	c.defaultsRateLimits()
 	c.defaultsWellKnown()
+	c.defaultsWorkers()
 	return c
 }

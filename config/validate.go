@@ -75,6 +75,7 @@ func (c *Config) validate(p *problems) {
 	}
 	pf.corsOrigins = checkOrigins(p, "cors.allow_origins", c.CORS.AllowOrigins)
 	c.checkEdge(p, &pf)
+	c.checkWorkers(p, pf.pools)
 
 	c.validateTLS(p, pf.publicBaseURL, &pf.edge)
 	c.validateRateLimits(p, &pf)

@@ -69,7 +69,7 @@ func TestValidationRules(t *testing.T) {
 		{name: "allow_from bad", yaml: "admin_api:\n  allow_from: [\"127.0.0.1/32\", localhost]\n", wantKey: "admin_api.allow_from[1]", wantMsg: "not an IP address"},
 		{name: "allow_from empty closes", yaml: "admin_api:\n  allow_from: []\n"},
 		// forward
-		{name: "extra_prefixes ok", yaml: "forward:\n  extra_prefixes: [\"/\", \"/_synapse/mas/\"]\n"},
+		{name: "extra_prefixes ok", yaml: "forward:\n  extra_prefixes: [\"/\", \"/_synapse/custom/\"]\n"},
 		{name: "extra_prefixes relative", yaml: "forward:\n  extra_prefixes: [\"health\"]\n", wantKey: "forward.extra_prefixes[0]", wantMsg: "must start with \"/\""},
 		{name: "extra_prefixes dots", yaml: "forward:\n  extra_prefixes: [\"/a/../b\"]\n", wantKey: "forward.extra_prefixes[0]", wantMsg: "dot segments"},
 		{name: "extra_prefixes escape", yaml: "forward:\n  extra_prefixes: [\"/a%2F\"]\n", wantKey: "forward.extra_prefixes[0]", wantMsg: "plain path"},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mxedge/mxedge/h1"
 	"github.com/mxedge/mxedge/upstream"
+	"github.com/mxedge/mxedge/workers"
 )
 
 // forwarder carries requests to the route's pool over mxedge's own HTTP/1.1
@@ -36,8 +37,7 @@ const (
 // response and a truncated answer never looks complete.
 func (f *forwarder) forward(w *responseWriter, r *http.Request, rq *request) outcome {
 	out := outcome{forwarded: true}
-	pool := rq.snap.table.pools[rq.route.Pool]
-	m, err := pool.Acquire(r.Context())
+	pool, m, err := acquire(r, rq)
 	if err != nil {
 		out.upstream = time.Since(rq.start)
 		return poolFailed(w, r, err, out)
@@ -72,6 +72,47 @@ func (f *forwarder) forward(w *responseWriter, r *http.Request, rq *request) out
 		out.err, out.abort = err, true
 	}
 	return out
+}
+
+// acquire picks the pool and member of the request: the route's pool, by
+// the route's balancing key when it has one (rendezvous: a user, a room, an
+// origin server stays on one member). A worker role whose pool has no member
+// available falls back to the main process (the homeserver pool), except for
+// the strict roles (media repository, SSO).
+func acquire(r *http.Request, rq *request) (*upstream.Pool, *upstream.Member, error) {
+	pools := rq.snap.table.pools
+	pool := pools[rq.route.Pool]
+	fallback := rq.route.Role != 0 && !rq.route.Strict
+	if fallback && !pool.Available() {
+		pool, fallback = pools[0], false
+	}
+	var m *upstream.Member
+	var err error
+	if key, keyed := routeKey(r, rq); keyed {
+		m, err = pool.AcquireKey(r.Context(), key)
+	} else {
+		m, err = pool.Acquire(r.Context())
+	}
+	if fallback && errors.Is(err, upstream.ErrNoMember) {
+		pool = pools[0]
+		m, err = pool.Acquire(r.Context())
+	}
+	return pool, m, err
+}
+
+// routeKey returns the balancing key of the request's route, if it has one.
+func routeKey(r *http.Request, rq *request) (uint64, bool) {
+	switch rq.route.By {
+	case byUser:
+		return rq.userKey, rq.userKey != 0
+	case byRoom:
+		return workers.RoomKey(rq.rawPath)
+	case byOrigin:
+		return workers.OriginKey(headerValue(r.Header, "Authorization"))
+	case byOne:
+		return 0, true
+	}
+	return 0, false
 }
 
 // request builds the h1 request for member m.

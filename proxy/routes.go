@@ -23,7 +23,22 @@ type Route struct {
 	// Transports marks the MatrixRTC transports endpoint: answered from the
 	// configuration when the homeserver lists none.
 	Transports bool
+	// Worker routing (workers:): the role's index in workers.Roles plus one
+	// (0: main), the balancing key, and whether an unavailable pool fails the
+	// request instead of falling back to the main process.
+	Role   uint8
+	By     uint8
+	Strict bool
 }
+
+// Balancing keys of a Route (workers.By*).
+const (
+	byPool uint8 = iota
+	byUser
+	byRoom
+	byOrigin
+	byOne
+)
 
 // Classify checks raw, a request path exactly as received (without query),
 // and fills its route from the method. ok is false, and the route refused,

@@ -77,7 +77,9 @@ type request struct {
 	rawPath   string
 	query     string
 	body      *body
-	tunnelIn  int64 // bytes from the client through a WebSocket tunnel
+	tunnelIn  int64  // bytes from the client through a WebSocket tunnel
+	user      string // the user behind the access token (workers.resolver), "" unknown
+	userKey   uint64 // the balancing key of a route balanced by user
 	preflight bool  // answered by cors.Preflight, which sets the CORS headers itself
 	closeConn bool  // answer with Connection: close (HTTP/1.x)
 	limit     ratelimit.Decision
@@ -120,7 +122,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, l *listener) {
 
 	// Classify once.
 	rq.rawPath, rq.query = splitRequestURI(r)
-	route, pathOK := snap.table.route(r.Method, r.Host, rq.rawPath)
+	route, pathOK := snap.table.route(r.Method, r.Host, rq.rawPath, rq.query)
 	rq.route = route
 	if !pathOK || !validLine {
 		// Refused, but still answered with CORS where a browser expects it.
@@ -185,8 +187,9 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request, l *listener) {
 	if !s.limitBody(w, r, rq) {
 		return
 	}
+	s.resolveUser(r, rq)
 	if s.limiter != nil && !snap.noRateLimit {
-		rq.limit = s.limiter.Check(r, rq.client, rq.route.Limits)
+		rq.limit = s.limiter.CheckAs(r, rq.client, rq.route.Limits, rq.user)
 		if !rq.limit.Allowed {
 			writeLimitExceeded(w, rq.limit.Status, rq.limit.RetryAfter)
 			return

@@ -12,6 +12,7 @@ import (
 	"github.com/mxedge/mxedge/ratelimit"
 	"github.com/mxedge/mxedge/upstream"
 	"github.com/mxedge/mxedge/wellknown"
+	"github.com/mxedge/mxedge/workers"
 )
 
 // snapshot is everything the request path needs from one configuration,
@@ -38,6 +39,7 @@ type snapshot struct {
 	masAdminAllow  config.Prefixes
 	rtcTransports  []byte // the transports answer from rtc.livekit_service_url
 	tunnels        *tunnelSet
+	resolver       *workers.Resolver // nil: workers.resolver off
 }
 
 // Options are the parts of a Server that outlive a configuration.
@@ -172,6 +174,14 @@ func (s *Server) compile(cfg *config.Config) (*snapshot, error) {
 	if snap.table, err = compileTable(cfg, snap.pools); err != nil {
 		snap.pools.CloseUnused(old)
 		return nil, err
+	}
+	if cfg.Workers.Resolver.Enabled {
+		// Its cache outlives a reload that leaves it as it was.
+		if o := s.snap.Load(); o != nil && o.resolver != nil && o.cfg.Workers.Resolver == cfg.Workers.Resolver {
+			snap.resolver = o.resolver
+		} else {
+			snap.resolver = s.newResolver(cfg)
+		}
 	}
 	return snap, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/mxedge/mxedge/h1"
 	"github.com/mxedge/mxedge/ratelimit"
 	"github.com/mxedge/mxedge/upstream"
+	"github.com/mxedge/mxedge/workers"
 )
 
 // table routes a request to its pool, compiled once per configuration from
@@ -27,6 +28,10 @@ type table struct {
 	extra      []string     // extra prefixes for checkPath, each ending in '/'
 	extraTo    []tableRoute // what each extra prefix leads to
 	federation bool
+
+	workers *workers.Router // nil: no worker roles configured
+	wroute  []Route         // by workers target index: Pool, Role, By, Strict to set
+	initial int             // pool index of initial_synchrotron, -1 none
 }
 
 // tableRoute is where a host or prefix leads.
@@ -74,6 +79,36 @@ func compileTable(cfg *config.Config, set *upstream.Set) (*table, error) {
 			return nil, err
 		}
 	}
+	if roles := cfg.WorkerRoles(); len(roles) > 0 {
+		data, err := workers.Synapse()
+		if err != nil {
+			return nil, err
+		}
+		if t.workers, err = workers.NewRouter(data, roles); err != nil {
+			return nil, err
+		}
+		for _, tg := range t.workers.Targets() {
+			var wr Route
+			if tg.Role != workers.Main {
+				wr.Pool, wr.Role, wr.Strict = index[tg.Pool], roleIndex(tg.Role), tg.Strict
+			}
+			switch tg.By {
+			case workers.ByUser:
+				wr.By = byUser
+			case workers.ByRoom:
+				wr.By = byRoom
+			case workers.ByOrigin:
+				wr.By = byOrigin
+			case workers.ByOne:
+				wr.By = byOne
+			}
+			t.wroute = append(t.wroute, wr)
+		}
+	}
+	t.initial = -1
+	if p, ok := cfg.WorkerRoles()["initial_synchrotron"]; ok {
+		t.initial = int(index[p])
+	}
 	if cfg.MASEnabled() {
 		t.masHost = cfg.MASHost()
 		t.mas = index[cfg.MAS.Upstream]
@@ -117,9 +152,10 @@ func compileTable(cfg *config.Config, set *upstream.Set) (*table, error) {
 	return t, nil
 }
 
-// route classifies a request: method, Host (any case, with or without port)
-// and raw path. ok is false when the path must be refused as ambiguous.
-func (t *table) route(method, host, raw string) (Route, bool) {
+// route classifies a request: method, Host (any case, with or without port),
+// raw path and raw query. ok is false when the path must be refused as
+// ambiguous.
+func (t *table) route(method, host, raw, query string) (Route, bool) {
 	host = hostName(host)
 	if t.masHost != "" && h1.EqualFold(host, t.masHost) {
 		g, _, ok := checkPath(raw, masAdminPrefix, nil)
@@ -162,7 +198,44 @@ func (t *table) route(method, host, raw string) (Route, bool) {
 	case t.rtc && r.Gate == GateMatrix && method == "GET" && isTransports(raw):
 		r.Transports = true
 	}
+	if ok && t.workers != nil && r.Pool == 0 && r.Gate != GateRefused && r.Gate != GateWellKnown {
+		t.worker(&r, method, raw, query)
+	}
 	return r, ok
+}
+
+// worker sends a homeserver request to the worker role Synapse's rules give
+// it (workers.md), with the role's balancing key.
+func (t *table) worker(r *Route, method, raw, query string) {
+	i, ok := t.workers.Route(method, raw)
+	if !ok {
+		return
+	}
+	wr := &t.wroute[i]
+	if wr.Role == 0 {
+		return // main
+	}
+	r.Pool, r.Role, r.By, r.Strict = wr.Pool, wr.Role, wr.By, wr.Strict
+	if wr.Role == roleSynchrotron && t.initial >= 0 && workers.Initial(raw, query) {
+		r.Pool, r.Role = uint8(t.initial), roleInitialSynchrotron
+	}
+}
+
+// The roles worker() treats specially, as roleIndex gives them (checked by
+// TestRoleIndexes).
+const (
+	roleSynchrotron        uint8 = 1
+	roleInitialSynchrotron uint8 = 2
+)
+
+// roleIndex is a role's index in workers.Roles plus one (0: main).
+func roleIndex(role string) uint8 {
+	for i, r := range workers.Roles {
+		if r == role {
+			return uint8(i + 1)
+		}
+	}
+	return 0
 }
 
 // exactPrefix reports whether raw is prefix without its trailing '/'

@@ -266,6 +266,14 @@ func (l *Limiter) bindCounters(st *state) {
 // yielding exactly the same bytes. It does not allocate in memory mode (body
 // reads aside). Safe for concurrent use.
 func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) (d Decision) {
+	return l.CheckAs(r, client, cats, "")
+}
+
+// CheckAs is Check for a request whose access token is known to belong to
+// user (a Matrix user ID, "" unknown): the categories Synapse keys by user
+// are then keyed by user, as Synapse does, instead of by token (one device).
+// An appservice's token is still keyed per puppeted user.
+func (l *Limiter) CheckAs(r *http.Request, client netip.Addr, cats Categories, user string) (d Decision) {
 	st := l.st.Load()
 	if cats == 0 && len(st.rules) == 0 {
 		d.Allowed = true
@@ -292,6 +300,8 @@ func (l *Limiter) Check(r *http.Request, client netip.Addr, cats Categories) (d 
 				u = as.sender
 			}
 			subject = Key{Kind: KeyUser, S: u}
+		} else if user != "" {
+			subject = Key{Kind: KeyUser, S: user}
 		} else {
 			subject = Key{Kind: KeyToken, S: token}
 		}

@@ -60,6 +60,7 @@ type Member struct {
 	ep    config.Endpoint
 	conns *h1.Pool
 
+	id           uint64       // stable hash of the member's URL, for rendezvous hashing
 	up           atomic.Bool  // the last active check (true without checks)
 	ejectedUntil atomic.Int64 // unix nanoseconds; 0: not ejected
 	fails        atomic.Int32 // failures in a row
@@ -97,7 +98,7 @@ func newPool(spec *config.PoolSpec, o Options) *Pool {
 		if ep.TLS {
 			po.TLS = &tls.Config{ServerName: ep.ServerName, RootCAs: spec.RootCAs, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
 		}
-		m := &Member{pool: p, ep: ep, conns: h1.NewPool(po)}
+		m := &Member{pool: p, ep: ep, conns: h1.NewPool(po), id: fnv64(ep.URL)}
 		m.up.Store(true)
 		p.members = append(p.members, m)
 	}
@@ -126,6 +127,70 @@ func (p *Pool) Acquire(ctx context.Context) (*Member, error) {
 	}
 	m.requests.Add(1)
 	return m, nil
+}
+
+// AcquireKey is Acquire with a sticky choice: among the available members,
+// the one key ranks highest by rendezvous hashing (highest random weight),
+// so that a user or a room stays on one member, and adding or losing a
+// member moves only that member's share of keys.
+func (p *Pool) AcquireKey(ctx context.Context, key uint64) (*Member, error) {
+	if p.slots != nil {
+		if err := p.waitSlot(ctx); err != nil {
+			return nil, err
+		}
+	}
+	m := p.pickKey(key)
+	if m == nil {
+		p.freeSlot()
+		return nil, ErrNoMember
+	}
+	m.requests.Add(1)
+	return m, nil
+}
+
+// pickKey is the rendezvous choice of AcquireKey, or nil when no member is
+// available.
+func (p *Pool) pickKey(key uint64) *Member {
+	var best *Member
+	var bestScore uint64
+	for _, m := range p.members {
+		if !m.Available() {
+			continue
+		}
+		if s := mix64(key ^ m.id); best == nil || s > bestScore {
+			best, bestScore = m, s
+		}
+	}
+	return best
+}
+
+// Available reports whether some member of the pool takes requests.
+func (p *Pool) Available() bool {
+	for _, m := range p.members {
+		if m.Available() {
+			return true
+		}
+	}
+	return false
+}
+
+// fnv64 is FNV-1a: stable across processes and replicas.
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// mix64 is SplitMix64's finaliser: a well-spread score from key ^ member.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // waitSlot takes a slot at once, or waits in the queue.
