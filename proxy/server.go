@@ -80,8 +80,8 @@ type request struct {
 	tunnelIn  int64  // bytes from the client through a WebSocket tunnel
 	user      string // the user behind the access token (workers.resolver), "" unknown
 	userKey   uint64 // the balancing key of a route balanced by user
-	preflight bool  // answered by cors.Preflight, which sets the CORS headers itself
-	closeConn bool  // answer with Connection: close (HTTP/1.x)
+	preflight bool   // answered by cors.Preflight, which sets the CORS headers itself
+	closeConn bool   // answer with Connection: close (HTTP/1.x)
 	limit     ratelimit.Decision
 	w         responseWriter
 }
