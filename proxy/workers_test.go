@@ -1,0 +1,578 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/testkit"
+	"github.com/mxedge/mxedge/workers"
+)
+
+// workerDeployment is mxedge in front of a Synapse main process and its
+// workers, every member a server that answers with its own name. The main
+// process answers whoami for the resolver: a token "u<N>-<device>" belongs
+// to @u<N>:example.org, "bad" is refused, "down" makes whoami fail.
+type workerDeployment struct {
+	front   *httptest.Server
+	srv     *Server
+	cfg     *config.Config
+	members map[string]*echoPool // by member name: "sync-a", "homeserver", …
+	whoami  map[string]*atomic.Int64
+	client  *http.Client
+	logs    *testkit.LogRecorder
+	mu      sync.Mutex
+}
+
+// workerPools are the pools of the worker deployment and their members.
+var workerPools = []struct{ pool, members string }{
+	{"homeserver", "homeserver"},
+	{"sync", "sync-a sync-b sync-c"},
+	{"initial", "initial"},
+	{"creators", "creators-a creators-b"},
+	{"fedin", "fedin-a fedin-b"},
+	{"fedread", "fedread"},
+	{"readers", "readers"},
+	{"media", "media"},
+	{"writers", "writers"},
+}
+
+const workersYAML = `server_name: example.org
+public_baseurl: https://matrix.example.org/
+upstreams:
+%s
+workers:
+  synchrotron: sync
+  initial_synchrotron: initial
+  event_creator: creators
+  federation_inbound: fedin
+  federation_reader: fedread
+  client_reader: readers
+  media_repository: media
+  typing: homeserver
+  to_device: writers
+  receipts: writers
+  resolver: {enabled: %t}
+rate_limits: {enabled: false}
+`
+
+func newWorkerDeployment(t *testing.T, resolver bool, health string) *workerDeployment {
+	t.Helper()
+	d := &workerDeployment{members: map[string]*echoPool{}, whoami: map[string]*atomic.Int64{}, logs: &testkit.LogRecorder{}}
+	var pools strings.Builder
+	for _, p := range workerPools {
+		var urls []string
+		for _, name := range strings.Fields(p.members) {
+			m := d.newMember(t, name)
+			urls = append(urls, `"`+m.URL+`"`)
+		}
+		extra := ""
+		if health != "" && len(urls) > 1 {
+			extra = ", " + health
+		}
+		fmt.Fprintf(&pools, "  %s: {members: [%s]%s}\n", p.pool, strings.Join(urls, ", "), extra)
+	}
+	d.cfg = loadFullConfig(t, fmt.Sprintf(workersYAML, pools.String(), resolver))
+	srv, err := New(d.cfg, Options{Logger: d.logs.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.srv = srv
+	d.front = httptest.NewServer(srv.Handler(ListenerClient, true))
+	d.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	t.Cleanup(d.front.Close)
+	t.Cleanup(srv.Close)
+	t.Cleanup(d.client.CloseIdleConnections)
+	return d
+}
+
+// newMember starts the member called name. Every member answers its health
+// path and echoes its name; the main process also answers whoami.
+func (d *workerDeployment) newMember(t *testing.T, name string) *echoPool {
+	t.Helper()
+	p := &echoPool{name: name}
+	p.Server = httptest.NewServer(d.memberHandler(p))
+	t.Cleanup(p.Close)
+	d.members[name] = p
+	return p
+}
+
+func (d *workerDeployment) memberHandler(p *echoPool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/health" {
+			return
+		}
+		if p.name == "homeserver" && r.URL.Path == "/_matrix/client/v3/account/whoami" {
+			token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			d.mu.Lock()
+			n := d.whoami[token]
+			if n == nil {
+				n = new(atomic.Int64)
+				d.whoami[token] = n
+			}
+			d.mu.Unlock()
+			n.Add(1)
+			user, _, _ := strings.Cut(token, "-")
+			switch token {
+			case "bad":
+				w.WriteHeader(http.StatusUnauthorized)
+				io.WriteString(w, `{"errcode":"M_UNKNOWN_TOKEN","error":"Invalid access token"}`)
+			case "down":
+				w.WriteHeader(http.StatusServiceUnavailable)
+			default:
+				fmt.Fprintf(w, `{"user_id":"@%s:example.org","device_id":"D"}`, user)
+			}
+			return
+		}
+		p.mu.Lock()
+		p.seen = append(p.seen, r)
+		p.mu.Unlock()
+		fmt.Fprintf(w, "%s %s %s", p.name, r.Method, r.RequestURI)
+	})
+}
+
+// send makes a request through mxedge and returns the member that answered
+// ("" and the status when mxedge answered itself).
+func (d *workerDeployment) send(t *testing.T, method, target, token string, header ...string) (string, int) {
+	t.Helper()
+	var body io.Reader
+	if method == "POST" || method == "PUT" {
+		body = strings.NewReader("{}")
+	}
+	req, err := http.NewRequest(method, d.front.URL+target, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := d.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return "", res.StatusCode
+	}
+	name, _, _ := strings.Cut(string(b), " ")
+	return name, res.StatusCode
+}
+
+// poolOf returns the pool a member belongs to.
+func poolOf(member string) string {
+	for _, p := range workerPools {
+		for _, m := range strings.Fields(p.members) {
+			if m == member {
+				return p.pool
+			}
+		}
+	}
+	return ""
+}
+
+// Requests, as a client or a federating server sends them, reach the role
+// Synapse's workers.md gives them, and the pool configured for it.
+func TestWorkerRouting(t *testing.T) {
+	d := newWorkerDeployment(t, true, "")
+	const xm = `X-Matrix origin="remote.example",destination="example.org",key="ed25519:1",sig="s"`
+	tests := []struct {
+		method, target, token, auth string
+		want                        string // pool
+	}{
+		// Sync: synchrotron, initial syncs to initial_synchrotron.
+		{"GET", "/_matrix/client/v3/sync?since=s1&timeout=30000", "u1-d1", "", "sync"},
+		{"GET", "/_matrix/client/r0/sync?since=s1", "u1-d1", "", "sync"},
+		{"GET", "/_matrix/client/v3/sync", "u1-d1", "", "initial"},
+		{"GET", "/_matrix/client/v3/sync?since=s1&full_state=true", "u1-d1", "", "initial"},
+		{"GET", "/_matrix/client/v3/sync?since=", "u1-d1", "", "initial"},
+		{"GET", "/_matrix/client/v3/events?from=x", "u1-d1", "", "sync"},
+		{"GET", "/_matrix/client/v3/events", "u1-d1", "", "initial"},
+		{"GET", "/_matrix/client/v3/initialSync", "u1-d1", "", "initial"},
+		{"GET", "/_matrix/client/v3/rooms/%21r%3Aexample.org/initialSync", "u1-d1", "", "initial"},
+		{"POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?pos=5", "u1-d1", "", "sync"},
+		{"POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync", "u1-d1", "", "initial"},
+		{"GET", "/_matrix/client/v3/sync?since=s1&access_token=u1-d1", "", "", "sync"},
+		// Event sending: event creators.
+		{"PUT", "/_matrix/client/v3/rooms/%21r%3Aexample.org/send/m.room.message/t1", "u1-d1", "", "creators"},
+		{"PUT", "/_matrix/client/v3/rooms/%21r%3Aexample.org/state/m.room.topic/", "u1-d1", "", "creators"},
+		{"POST", "/_matrix/client/v3/rooms/%21r%3Aexample.org/redact/%24e/t2", "u1-d1", "", "creators"},
+		{"POST", "/_matrix/client/v3/join/%23room%3Aexample.org", "u1-d1", "", "creators"},
+		{"POST", "/_matrix/client/v3/rooms/%21r%3Aexample.org/invite", "u1-d1", "", "creators"},
+		{"POST", "/_matrix/client/v3/knock/%21r%3Aexample.org", "u1-d1", "", "creators"},
+		{"POST", "/_matrix/client/v3/createRoom", "u1-d1", "", "creators"},
+		// Federation: inbound transactions by origin, the rest to the reader.
+		{"PUT", "/_matrix/federation/v1/send/txn1", "", xm, "fedin"},
+		{"GET", "/_matrix/federation/v1/event/%24e", "", xm, "fedread"},
+		{"GET", "/_matrix/federation/v1/state_ids/%21r%3Aexample.org?event_id=%24e", "", xm, "fedread"},
+		{"PUT", "/_matrix/federation/v2/send_join/%21r%3Aexample.org/%24e", "", xm, "fedread"},
+		{"POST", "/_matrix/key/v2/query", "", "", "fedread"},
+		{"GET", "/_matrix/federation/v1/version", "", "", "fedread"},
+		// Media.
+		{"GET", "/_matrix/media/v3/download/example.org/abc", "", "", "media"},
+		{"GET", "/_matrix/client/v1/media/thumbnail/example.org/abc?width=32&height=32", "u1-d1", "", "media"},
+		{"POST", "/_matrix/media/v3/upload", "u1-d1", "", "media"},
+		{"GET", "/_matrix/federation/v1/media/download/abc", "", xm, "media"},
+		// Client reader: reads, pagination, SSO, GET-only lists.
+		{"GET", "/_matrix/client/v3/rooms/%21r%3Aexample.org/messages?dir=b", "u1-d1", "", "readers"},
+		{"GET", "/_matrix/client/v3/profile/%40u1%3Aexample.org", "u1-d1", "", "creators"}, // workers.md lists profile/ with event sending
+		{"GET", "/_matrix/client/v3/publicRooms", "", "", "readers"},
+		{"POST", "/_matrix/client/v3/keys/query", "u1-d1", "", "readers"},
+		{"GET", "/_matrix/client/v3/login/sso/redirect?redirectUrl=x", "", "", "readers"},
+		{"GET", "/_synapse/client/oidc/callback?code=c", "", "", "readers"},
+		{"GET", "/_matrix/client/v3/rooms/%21r%3Aexample.org/state", "u1-d1", "", "readers"},
+		// Stream writers: typing is on the main process here; to_device and
+		// receipts on their writer; account_data is not configured.
+		{"PUT", "/_matrix/client/v3/rooms/%21r%3Aexample.org/typing/%40u1%3Aexample.org", "u1-d1", "", "homeserver"},
+		{"PUT", "/_matrix/client/v3/sendToDevice/m.room.encrypted/t3", "u1-d1", "", "writers"},
+		{"POST", "/_matrix/client/v3/rooms/%21r%3Aexample.org/receipt/m.read/%24e", "u1-d1", "", "writers"},
+		{"POST", "/_matrix/client/v3/rooms/%21r%3Aexample.org/read_markers", "u1-d1", "", "writers"},
+		{"PUT", "/_matrix/client/v3/user/%40u1%3Aexample.org/account_data/m.direct", "u1-d1", "", "homeserver"},
+		// Main only, and what no rule names.
+		{"POST", "/_matrix/client/v3/rooms/%21r%3Aexample.org/upgrade", "u1-d1", "", "homeserver"},
+		{"POST", "/_matrix/client/v3/account/password", "u1-d1", "", "homeserver"},
+		{"POST", "/_matrix/client/v3/pushers/set", "u1-d1", "", "homeserver"},
+		{"GET", "/_matrix/client/versions", "", "", "readers"},
+		{"GET", "/_synapse/admin/v1/server_version", "", "", "homeserver"},
+		{"GET", "/_matrix/client/v3/rooms/%21r%3Aexample.org/members", "u1-d1", "", "readers"},
+		// GET-only entries: push_rules is not configured, so its GET goes to
+		// the generic worker and its PUT to the main process.
+		{"GET", "/_matrix/client/v3/pushrules/", "u1-d1", "", "readers"},
+		{"PUT", "/_matrix/client/v3/pushrules/global/override/x", "u1-d1", "", "homeserver"},
+	}
+	for _, tc := range tests {
+		var hdr []string
+		if tc.auth != "" {
+			hdr = []string{"Authorization", tc.auth}
+		}
+		member, status := d.send(t, tc.method, tc.target, tc.token, hdr...)
+		if got := poolOf(member); got != tc.want {
+			t.Errorf("%s %s: reached %q (pool %q, status %d), want pool %q", tc.method, tc.target, member, got, status, tc.want)
+		}
+	}
+}
+
+// One user's devices (tokens) always reach one synchrotron: the resolver
+// asks whoami once per token and balances by the user behind it. Users
+// spread over the members.
+func TestWorkerStickyByUser(t *testing.T) {
+	d := newWorkerDeployment(t, true, "")
+	perMember := map[string]int{}
+	for u := range 60 {
+		var first string
+		for dev := range 3 {
+			token := fmt.Sprintf("u%d-%d", u, dev)
+			for range 3 {
+				m, status := d.send(t, "GET", "/_matrix/client/v3/sync?since=s1", token)
+				if poolOf(m) != "sync" {
+					t.Fatalf("token %s: reached %q (status %d), want the sync pool", token, m, status)
+				}
+				if first == "" {
+					first = m
+				}
+				if m != first {
+					t.Fatalf("user u%d: token %s reached %s, its other devices %s", u, token, m, first)
+				}
+			}
+		}
+		perMember[first]++
+	}
+	if len(perMember) != 3 {
+		t.Errorf("60 users on members %v, want all three members used", perMember)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for token, n := range d.whoami {
+		if n.Load() != 1 {
+			t.Errorf("whoami asked %d times for token %s, want once (cached)", n.Load(), token)
+		}
+	}
+}
+
+// Without the resolver, a token is its own key: each device is sticky,
+// though one user's devices may land apart.
+func TestWorkerStickyByTokenWithoutResolver(t *testing.T) {
+	d := newWorkerDeployment(t, false, "")
+	for dev := range 20 {
+		token := fmt.Sprintf("u1-%d", dev)
+		first, _ := d.send(t, "GET", "/_matrix/client/v3/sync?since=s1", token)
+		for range 3 {
+			if m, _ := d.send(t, "GET", "/_matrix/client/v3/sync?since=s2", token); m != first {
+				t.Fatalf("token %s reached %s then %s", token, first, m)
+			}
+		}
+	}
+	if len(d.whoami) != 0 {
+		t.Errorf("whoami asked for %d tokens with the resolver off, want none", len(d.whoami))
+	}
+}
+
+// A refused token is never taken for a user: whoami is asked once while the
+// refusal is cached, and the request goes on keyed by the token alone (the
+// worker answers it with its own 401). When whoami fails, the token is
+// hashed too and asked again next time.
+func TestWorkerInvalidToken(t *testing.T) {
+	d := newWorkerDeployment(t, true, "")
+	for range 3 {
+		if m, _ := d.send(t, "GET", "/_matrix/client/v3/sync?since=s1", "bad"); poolOf(m) != "sync" {
+			t.Fatalf("bad token: reached %q, want the sync pool (which answers 401)", m)
+		}
+		if m, _ := d.send(t, "GET", "/_matrix/client/v3/sync?since=s1", "down"); poolOf(m) != "sync" {
+			t.Fatalf("token with whoami failing: reached %q, want the sync pool", m)
+		}
+	}
+	d.mu.Lock()
+	bad, down := d.whoami["bad"].Load(), d.whoami["down"].Load()
+	d.mu.Unlock()
+	if bad != 1 {
+		t.Errorf("whoami for a refused token: asked %d times, want 1 (refusal cached)", bad)
+	}
+	if down != 3 {
+		t.Errorf("whoami failing: asked %d times, want 3 (failures not cached)", down)
+	}
+	key, res, user := d.srv.snap.Load().resolver.User(t.Context(), "bad")
+	if res != workers.Invalid || user != "" || key != workers.Hash("bad") {
+		t.Errorf("resolver on a refused token: got (%x, %v, %q), want the token's own hash, Invalid, no user", key, res, user)
+	}
+}
+
+// Event sending is sticky by room whoever sends; createRoom by the user;
+// inbound federation by the origin server, whatever its key or signature.
+func TestWorkerStickyByRoomAndOrigin(t *testing.T) {
+	d := newWorkerDeployment(t, true, "")
+	rooms := map[string]int{}
+	for r := range 20 {
+		room := fmt.Sprintf("%%21room%d%%3Aexample.org", r)
+		var first string
+		for u := range 5 {
+			for _, path := range []string{"/send/m.room.message/t", "/state/m.room.topic/", "/redact/%24e/t"} {
+				m, _ := d.send(t, "PUT", "/_matrix/client/v3/rooms/"+room+path+fmt.Sprint(u), fmt.Sprintf("u%d-0", u))
+				if first == "" {
+					first = m
+				}
+				if m != first {
+					t.Fatalf("room %d: %s reached %s, the room's first event %s", r, path, m, first)
+				}
+			}
+		}
+		rooms[first]++
+	}
+	if len(rooms) != 2 {
+		t.Errorf("20 rooms on %v, want both event creators used", rooms)
+	}
+	for u := range 10 {
+		token := fmt.Sprintf("u%d-0", u)
+		first, _ := d.send(t, "POST", "/_matrix/client/v3/createRoom", token)
+		if m, _ := d.send(t, "POST", "/_matrix/client/v3/createRoom", fmt.Sprintf("u%d-1", u)); m != first {
+			t.Errorf("createRoom of user u%d: devices reached %s and %s", u, first, m)
+		}
+	}
+	origins := map[string]int{}
+	for o := range 20 {
+		var first string
+		for k := range 4 {
+			auth := fmt.Sprintf(`X-Matrix origin="s%d.example",destination="example.org",key="ed25519:%d",sig="sig%d"`, o, k, k)
+			m, _ := d.send(t, "PUT", fmt.Sprintf("/_matrix/federation/v1/send/txn%d", k), "", "Authorization", auth)
+			if first == "" {
+				first = m
+			}
+			if m != first {
+				t.Fatalf("origin s%d.example: reached %s then %s", o, first, m)
+			}
+		}
+		origins[first]++
+	}
+	if len(origins) != 2 {
+		t.Errorf("20 origins on %v, want both inbound federation workers used", origins)
+	}
+}
+
+// usersOn sends one sync for each of n users and returns each user's member.
+func (d *workerDeployment) usersOn(t *testing.T, n int) []string {
+	t.Helper()
+	out := make([]string, n)
+	for u := range n {
+		out[u], _ = d.send(t, "GET", "/_matrix/client/v3/sync?since=s1", fmt.Sprintf("u%d-0", u))
+	}
+	return out
+}
+
+// Removing a member (a reload without it) moves its users and no others:
+// at most its share of 1,000 users, plus a margin for the hash's spread.
+func TestWorkerMemberRemovedMovesOnlyItsShare(t *testing.T) {
+	d := newWorkerDeployment(t, true, "")
+	const users = 1000
+	before := d.usersOn(t, users)
+	count := map[string]int{}
+	for _, m := range before {
+		count[m]++
+	}
+	for _, m := range []string{"sync-a", "sync-b", "sync-c"} {
+		if c := count[m]; c < users/3-users/10 || c > users/3+users/10 {
+			t.Errorf("member %s holds %d of %d users, want about a third", m, c, users)
+		}
+	}
+	// Reload with sync-b gone.
+	yaml := strings.Replace(d.rawYAML(t), `"`+d.members["sync-b"].URL+`", `, "", 1)
+	cfg := loadFullConfig(t, yaml)
+	p, err := d.srv.Prepare(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	d.client.CloseIdleConnections()
+	after := d.usersOn(t, users)
+	moved := 0
+	for u := range users {
+		if before[u] == after[u] {
+			continue
+		}
+		moved++
+		if before[u] != "sync-b" {
+			t.Errorf("user u%d moved from %s (still a member) to %s", u, before[u], after[u])
+		}
+		if after[u] == "sync-b" {
+			t.Errorf("user u%d still on the removed member", u)
+		}
+	}
+	if max := users/3 + users/20; moved > max || moved != count["sync-b"] {
+		t.Errorf("%d of %d users moved, want exactly the removed member's %d (at most %d)", moved, users, count["sync-b"], max)
+	}
+}
+
+// rawYAML rebuilds the configuration text of d (for reload variants).
+func (d *workerDeployment) rawYAML(t *testing.T) string {
+	t.Helper()
+	var pools strings.Builder
+	for _, p := range workerPools {
+		var urls []string
+		for _, name := range strings.Fields(p.members) {
+			urls = append(urls, `"`+d.members[name].URL+`"`)
+		}
+		fmt.Fprintf(&pools, "  %s: {members: [%s]}\n", p.pool, strings.Join(urls, ", "))
+	}
+	return fmt.Sprintf(workersYAML, pools.String(), true)
+}
+
+// A killed member's users move to the others once a health check finds it
+// down (within one health interval), and come back to it, and only they,
+// once a check finds it up again.
+func TestWorkerKilledMemberUsersMoveAndReturn(t *testing.T) {
+	d := newWorkerDeployment(t, true, "health: {path: /health, interval: 100ms, timeout: 100ms}")
+	const users = 300
+	before := d.usersOn(t, users)
+	victim := d.members["sync-a"]
+	addr := victim.Listener.Addr().String()
+	victim.Close()
+	d.waitLog(t, "upstream member unhealthy", victim.URL)
+
+	during := d.usersOn(t, users)
+	for u := range users {
+		switch {
+		case during[u] == "sync-a" || poolOf(during[u]) != "sync":
+			t.Fatalf("user u%d reached %q with sync-a down", u, during[u])
+		case before[u] != "sync-a" && during[u] != before[u]:
+			t.Errorf("user u%d moved from %s to %s though its member is up", u, before[u], during[u])
+		}
+	}
+
+	// The member comes back on the same address.
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("relisten %s: %v", addr, err)
+	}
+	back := &echoPool{name: "sync-a"}
+	back.Server = &httptest.Server{Listener: l, Config: &http.Server{Handler: d.memberHandler(back)}}
+	back.Start()
+	t.Cleanup(back.Close)
+	d.waitLog(t, "upstream member healthy", victim.URL)
+
+	after := d.usersOn(t, users)
+	for u := range users {
+		if after[u] != before[u] {
+			t.Errorf("user u%d on %s after the member returned, was on %s", u, after[u], before[u])
+		}
+	}
+}
+
+// waitLog waits for a log line msg naming member.
+func (d *workerDeployment) waitLog(t *testing.T, msg, member string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if len(d.logs.Find(testkit.Msg(msg, "member", member))) > 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no log line %q for %s within 10s", msg, member)
+}
+
+// A worker pool with no member available falls back to the main process,
+// except the media repository, which is answered 502 (the main process does
+// not serve media once a media worker runs).
+func TestWorkerFallbackToMain(t *testing.T) {
+	d := newWorkerDeployment(t, true, "")
+	d.members["readers"].Close()
+	d.members["media"].Close()
+	d.members["initial"].Close()
+	// The first request to a dead single member fails (it is never
+	// ejected: a pool of one member keeps it), so the fallback is for
+	// pools with no member available: make them so by a reload to pools
+	// of a member that fails health checks.
+	yaml := strings.NewReplacer(
+		`readers: {members: [`, `readers: {health: {path: /health, interval: 1h}, members: [`,
+		`media: {members: [`, `media: {health: {path: /health, interval: 1h}, members: [`,
+		`initial: {members: [`, `initial: {health: {path: /health, interval: 1h}, members: [`,
+	).Replace(d.rawYAML(t))
+	p, err := d.srv.Prepare(loadFullConfig(t, yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	for _, url := range []string{d.members["readers"].URL, d.members["media"].URL, d.members["initial"].URL} {
+		d.waitLog(t, "upstream member unhealthy", url)
+	}
+	if m, status := d.send(t, "GET", "/_matrix/client/v3/rooms/%21r%3Aexample.org/messages", "u1-0"); m != "homeserver" {
+		t.Errorf("client_reader down: reached %q (%d), want the main process", m, status)
+	}
+	if m, status := d.send(t, "GET", "/_matrix/client/v3/sync", "u1-0"); m != "homeserver" {
+		t.Errorf("initial_synchrotron down: reached %q (%d), want the main process", m, status)
+	}
+	if m, status := d.send(t, "GET", "/_matrix/media/v3/download/example.org/abc", ""); m != "" || status != http.StatusBadGateway {
+		t.Errorf("media_repository down: reached %q (%d), want 502 from mxedge", m, status)
+	}
+}
+
+// The role indexes table.go treats specially are the ones roleIndex gives.
+func TestRoleIndexes(t *testing.T) {
+	if got := roleIndex("synchrotron"); got != roleSynchrotron {
+		t.Errorf("roleIndex(synchrotron) = %d, want roleSynchrotron %d", got, roleSynchrotron)
+	}
+	if got := roleIndex("initial_synchrotron"); got != roleInitialSynchrotron {
+		t.Errorf("roleIndex(initial_synchrotron) = %d, want roleInitialSynchrotron %d", got, roleInitialSynchrotron)
+	}
+	if got := roleIndex(workers.Main); got != 0 {
+		t.Errorf("roleIndex(main) = %d, want 0", got)
+	}
+	seen := map[uint8]string{}
+	for _, r := range workers.Roles {
+		i := roleIndex(r)
+		if i == 0 || seen[i] != "" {
+			t.Errorf("roleIndex(%s) = %d, clashes with %q or is main", r, i, seen[i])
+		}
+		seen[i] = r
+	}
+}
