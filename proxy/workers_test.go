@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -64,7 +65,7 @@ workers:
 rate_limits: {enabled: false}
 `
 
-func newWorkerDeployment(t *testing.T, resolver bool, health string) *workerDeployment {
+func newWorkerDeployment(t testing.TB, resolver bool, health string) *workerDeployment {
 	t.Helper()
 	d := &workerDeployment{members: map[string]*echoPool{}, whoami: map[string]*atomic.Int64{}, logs: &testkit.LogRecorder{}}
 	var pools strings.Builder
@@ -96,7 +97,7 @@ func newWorkerDeployment(t *testing.T, resolver bool, health string) *workerDepl
 
 // newMember starts the member called name. Every member answers its health
 // path and echoes its name; the main process also answers whoami.
-func (d *workerDeployment) newMember(t *testing.T, name string) *echoPool {
+func (d *workerDeployment) newMember(t testing.TB, name string) *echoPool {
 	t.Helper()
 	p := &echoPool{name: name}
 	p.Server = httptest.NewServer(d.memberHandler(p))
@@ -574,5 +575,58 @@ func TestRoleIndexes(t *testing.T) {
 			t.Errorf("roleIndex(%s) = %d, clashes with %q or is main", r, i, seen[i])
 		}
 		seen[i] = r
+	}
+}
+
+// BenchmarkWorkerDecision is the routing decision of a /sync behind workers:
+// classification by Synapse's rules, the resolver's cache hit for the
+// token, and the rendezvous choice of the member (acquire and release).
+func BenchmarkWorkerDecision(b *testing.B) {
+	d := newWorkerDeployment(b, true, "")
+	snap := d.srv.snap.Load()
+	ctx := context.Background()
+	const raw, query = "/_matrix/client/v3/sync", "since=s72594_4483_1934&timeout=30000"
+	tokens := make([]string, 256)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("u%d-mat_%032d", i, i)
+		snap.resolver.User(ctx, tokens[i])
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		r, ok := snap.table.route("GET", "matrix.example.org", raw, query)
+		if !ok || r.By != byUser {
+			b.Fatal("not a sync route")
+		}
+		key, _, _ := snap.resolver.User(ctx, tokens[i&255])
+		pool := snap.table.pools[r.Pool]
+		m, err := pool.AcquireKey(ctx, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pool.Release(m, nil)
+	}
+}
+
+// The routing decision of a /sync behind workers with a cached user
+// allocates nothing (classification, resolver hit, rendezvous choice,
+// release of a good exchange).
+func TestWorkerDecisionAllocs(t *testing.T) {
+	d := newWorkerDeployment(t, true, "")
+	snap := d.srv.snap.Load()
+	ctx := context.Background()
+	snap.resolver.User(ctx, "u1-mat_x")
+	allocs := testing.AllocsPerRun(200, func() {
+		r, _ := snap.table.route("GET", "matrix.example.org", "/_matrix/client/v3/sync", "since=s1&timeout=30000")
+		key, _, _ := snap.resolver.User(ctx, "u1-mat_x")
+		pool := snap.table.pools[r.Pool]
+		m, err := pool.AcquireKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool.Release(m, nil)
+	})
+	if allocs != 0 {
+		t.Errorf("routing decision: %.1f allocations, want 0", allocs)
 	}
 }

@@ -84,7 +84,11 @@ func (m *Member) Conns() *h1.Pool { return m.conns }
 // Available reports whether the member takes requests: its last active
 // check passed (or there are none) and it is not ejected.
 func (m *Member) Available() bool {
-	return m.up.Load() && m.pool.now().UnixNano() >= m.ejectedUntil.Load()
+	if !m.up.Load() {
+		return false
+	}
+	until := m.ejectedUntil.Load()
+	return until == 0 || m.pool.now().UnixNano() >= until
 }
 
 func newPool(spec *config.PoolSpec, o Options) *Pool {
