@@ -49,6 +49,14 @@ type BodyError struct{ Err error }
 func (e *BodyError) Error() string { return "request body: " + e.Err.Error() }
 func (e *BodyError) Unwrap() error { return e.Err }
 
+// ConnectError is a failure to open a connection to the upstream (the dial
+// or the TLS handshake). Nothing of the request was sent and nothing of its
+// body read: the caller may send it to another server, whatever its method.
+type ConnectError struct{ Err error }
+
+func (e *ConnectError) Error() string { return e.Err.Error() }
+func (e *ConnectError) Unwrap() error { return e.Err }
+
 // Kind names the cause of a failed exchange, for logs and metrics: one of
 // "refused", "reset", "timeout", "protocol", "client", "canceled", "other".
 func Kind(err error) string {

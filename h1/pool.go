@@ -137,7 +137,7 @@ func (p *Pool) get(ctx context.Context) (c *conn, reused bool, err error) {
 func (p *Pool) connect(ctx context.Context) (*conn, error) {
 	nc, err := p.dial(ctx, p.o.Network, p.o.Addr)
 	if err != nil {
-		return nil, err
+		return nil, &ConnectError{err}
 	}
 	p.dials.Add(1)
 	c := newConn(nc)
@@ -149,7 +149,7 @@ func (p *Pool) connect(ctx context.Context) (*conn, error) {
 		cancel()
 		if err != nil {
 			nc.Close()
-			return nil, err
+			return nil, &ConnectError{err}
 		}
 		c.nc, c.tls = tc, tc
 	}

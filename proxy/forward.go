@@ -47,6 +47,19 @@ func (f *forwarder) forward(w *responseWriter, r *http.Request, rq *request) out
 		return f.tunnel(w, r, rq, pool, m, &req)
 	}
 	res, err := m.Conns().RoundTrip(r.Context(), &req)
+	// A member that could not be connected to got nothing of the request:
+	// try the pool's next choice (the failure has ejected this one), at
+	// most once per member.
+	var ce *h1.ConnectError
+	for tries := 1; err != nil && tries < len(pool.Members()) && errors.As(err, &ce) && r.Context().Err() == nil; tries++ {
+		pool.Release(m, err)
+		if m, err = pick(r, rq, pool); err != nil {
+			out.upstream = time.Since(rq.start)
+			return poolFailed(w, r, err, out)
+		}
+		req = f.request(r, rq, m)
+		res, err = m.Conns().RoundTrip(r.Context(), &req)
+	}
 	out.upstream = time.Since(rq.start)
 	if err != nil {
 		pool.Release(m, err)
@@ -83,21 +96,31 @@ func acquire(r *http.Request, rq *request) (*upstream.Pool, *upstream.Member, er
 	pools := rq.snap.table.pools
 	pool := pools[rq.route.Pool]
 	fallback := rq.route.Role != 0 && !rq.route.Strict
+	fellBack := false
 	if fallback && !pool.Available() {
-		pool, fallback = pools[0], false
+		pool, fallback, fellBack = pools[0], false, true
 	}
-	var m *upstream.Member
-	var err error
-	if key, keyed := routeKey(r, rq); keyed {
-		m, err = pool.AcquireKey(r.Context(), key)
-	} else {
-		m, err = pool.Acquire(r.Context())
-	}
+	m, err := pick(r, rq, pool)
 	if fallback && errors.Is(err, upstream.ErrNoMember) {
-		pool = pools[0]
+		pool, fellBack = pools[0], true
 		m, err = pool.Acquire(r.Context())
+	}
+	if st := rq.snap.roles; st != nil && (rq.route.Role != 0 || rq.route.Pool == 0) {
+		if fellBack {
+			st.fallback[rq.route.Role].Add(1)
+		} else {
+			st.served[rq.route.Role].Add(1)
+		}
 	}
 	return pool, m, err
+}
+
+// pick acquires a member of pool for rq, by the route's key when it has one.
+func pick(r *http.Request, rq *request, pool *upstream.Pool) (*upstream.Member, error) {
+	if key, keyed := routeKey(r, rq); keyed {
+		return pool.AcquireKey(r.Context(), key)
+	}
+	return pool.Acquire(r.Context())
 }
 
 // routeKey returns the balancing key of the request's route, if it has one.

@@ -24,6 +24,11 @@ type Readiness struct {
 	MaxAge time.Duration
 	// Certificates, when set, lists the served certificates for the detail.
 	Certificates func() []CertInfo
+	// Roles, when set, lists the worker roles and their healthy members for
+	// the detail (Server.RoleStates). A role without members available does
+	// not make mxedge unready: its requests go to the main process (or get
+	// 502 for the media repository), and the detail says so.
+	Roles func() []RoleState
 	// OnChange, when set, is told each change of readiness (for metrics).
 	OnChange func(ready bool)
 
@@ -196,6 +201,7 @@ type readyDetail struct {
 	Pool         string        `json:"pool,omitempty"`
 	Members      []memberState `json:"members,omitempty"`
 	Certificates []certDetail  `json:"certificates,omitempty"`
+	Roles        []RoleState   `json:"roles,omitempty"`
 }
 
 type certDetail struct {
@@ -256,6 +262,9 @@ func (r *Readiness) Readyz() http.Handler {
 			for _, c := range r.Certificates() {
 				d.Certificates = append(d.Certificates, describeCert(c, now))
 			}
+		}
+		if r.Roles != nil {
+			d.Roles = r.Roles()
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")

@@ -32,6 +32,7 @@ type Server struct {
 	limiter *ratelimit.Limiter
 	ready   *Readiness
 	tunnels *tunnelSet
+	roles   roleStats // requests per worker role, across reloads
 }
 
 // Handler returns the handler for one listener. tls says whether the listener

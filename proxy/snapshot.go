@@ -40,6 +40,7 @@ type snapshot struct {
 	rtcTransports  []byte // the transports answer from rtc.livekit_service_url
 	tunnels        *tunnelSet
 	resolver       *workers.Resolver // nil: workers.resolver off
+	roles          *roleStats        // the server's, when workers are configured
 }
 
 // Options are the parts of a Server that outlive a configuration.
@@ -174,6 +175,9 @@ func (s *Server) compile(cfg *config.Config) (*snapshot, error) {
 	if snap.table, err = compileTable(cfg, snap.pools); err != nil {
 		snap.pools.CloseUnused(old)
 		return nil, err
+	}
+	if snap.table.workers != nil {
+		snap.roles = &s.roles
 	}
 	if cfg.Workers.Resolver.Enabled {
 		// Its cache outlives a reload that leaves it as it was.

@@ -65,9 +65,11 @@ func (s *Server) whoami(ctx context.Context, token string) (string, bool, error)
 
 // resolveUser finds the balancing key and the user of rq's access token, when
 // the route balances by user or is rate limited (so that limits keyed by user
-// are). Without a resolver the key is the token's hash.
+// are). Without a resolver the key is the token's hash. Requests neither
+// balanced by user nor rate limited never wait for the resolver.
 func (s *Server) resolveUser(r *http.Request, rq *request) {
-	if rq.route.By != byUser && (rq.route.Limits == 0 || rq.snap.resolver == nil) {
+	limited := rq.route.Limits != 0 && s.limiter != nil && !rq.snap.noRateLimit
+	if rq.route.By != byUser && (!limited || rq.snap.resolver == nil) {
 		return
 	}
 	token := ratelimit.AccessToken(r)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/ratelimit"
 	"github.com/mxedge/mxedge/testkit"
 	"github.com/mxedge/mxedge/workers"
 )
@@ -66,6 +70,12 @@ rate_limits: {enabled: false}
 `
 
 func newWorkerDeployment(t testing.TB, resolver bool, health string) *workerDeployment {
+	return newWorkerDeploymentLimited(t, resolver, health, "")
+}
+
+// newWorkerDeploymentLimited is newWorkerDeployment with the rate_limits
+// section given (and a limiter), "" for none.
+func newWorkerDeploymentLimited(t testing.TB, resolver bool, health, limits string) *workerDeployment {
 	t.Helper()
 	d := &workerDeployment{members: map[string]*echoPool{}, whoami: map[string]*atomic.Int64{}, logs: &testkit.LogRecorder{}}
 	var pools strings.Builder
@@ -81,8 +91,20 @@ func newWorkerDeployment(t testing.TB, resolver bool, health string) *workerDepl
 		}
 		fmt.Fprintf(&pools, "  %s: {members: [%s]%s}\n", p.pool, strings.Join(urls, ", "), extra)
 	}
-	d.cfg = loadFullConfig(t, fmt.Sprintf(workersYAML, pools.String(), resolver))
-	srv, err := New(d.cfg, Options{Logger: d.logs.Logger()})
+	yaml := fmt.Sprintf(workersYAML, pools.String(), resolver)
+	var limiter *ratelimit.Limiter
+	if limits != "" {
+		yaml = strings.Replace(yaml, "rate_limits: {enabled: false}\n", limits, 1)
+	}
+	d.cfg = loadFullConfig(t, yaml)
+	if limits != "" {
+		var err error
+		if limiter, err = ratelimit.New(d.cfg.RateLimits, ratelimit.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { limiter.Close() })
+	}
+	srv, err := New(d.cfg, Options{Logger: d.logs.Logger(), Limiter: limiter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,5 +650,152 @@ func TestWorkerDecisionAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("routing decision: %.1f allocations, want 0", allocs)
+	}
+}
+
+// Metrics count requests per role and those that fell back to the main
+// process; /readyz lists the roles with their members; the resolver's cache
+// is exported.
+func TestWorkerMetricsAndReadyz(t *testing.T) {
+	d := newWorkerDeployment(t, true, "")
+	for range 3 {
+		d.send(t, "GET", "/_matrix/client/v3/sync?since=s1", "u1-0")
+	}
+	d.send(t, "PUT", "/_matrix/client/v3/rooms/%21r%3Aexample.org/send/m.room.message/t1", "u1-0")
+	d.send(t, "POST", "/_matrix/client/v3/rooms/%21r%3Aexample.org/upgrade", "u1-0")
+	// client_reader with no member available: served by main, counted so.
+	d.members["readers"].Close()
+	yaml := strings.Replace(d.rawYAML(t), `readers: {members: [`, `readers: {health: {path: /health, interval: 1h}, members: [`, 1)
+	p, err := d.srv.Prepare(loadFullConfig(t, yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	d.waitLog(t, "upstream member unhealthy", d.members["readers"].URL)
+	d.send(t, "GET", "/_matrix/client/v3/rooms/%21r%3Aexample.org/messages", "u1-0")
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewWorkerCollector(d.srv))
+	want := map[string]float64{
+		`mxedge_worker_requests_total{role="synchrotron",to="role"}`:           3,
+		`mxedge_worker_requests_total{role="event_creator",to="role"}`:         1,
+		`mxedge_worker_requests_total{role="main",to="role"}`:                  1,
+		`mxedge_worker_requests_total{role="client_reader",to="main"}`:         1,
+		`mxedge_worker_requests_total{role="client_reader",to="role"}`:         0,
+		`mxedge_worker_members{pool="sync",role="synchrotron"}`:                3,
+		`mxedge_worker_members_available{pool="readers",role="client_reader"}`: 0,
+		`mxedge_resolver_lookups_total{result="miss"}`:                         1,
+		`mxedge_resolver_lookups_total{result="hit"}`:                          2, // rate limits are off: only syncs ask
+		`mxedge_resolver_entries`:                                              1,
+	}
+	got := gathered(t, reg)
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+
+	ready := NewReadiness()
+	ready.Roles = d.srv.RoleStates
+	rec := httptest.NewRecorder()
+	ready.Readyz().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	var detail struct {
+		Roles []RoleState `json:"roles"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &detail); err != nil {
+		t.Fatalf("readyz: %v: %s", err, rec.Body)
+	}
+	roles := map[string]RoleState{}
+	for _, r := range detail.Roles {
+		roles[r.Role] = r
+	}
+	if len(detail.Roles) != 10 {
+		t.Errorf("readyz lists %d roles, want the 10 configured: %s", len(detail.Roles), rec.Body)
+	}
+	if r := roles["synchrotron"]; r.Pool != "sync" || r.Members != 3 || r.Available != 3 || r.Serving != "pool" {
+		t.Errorf("readyz synchrotron: %+v", r)
+	}
+	if r := roles["client_reader"]; r.Members != 1 || r.Available != 0 || r.Serving != "main" {
+		t.Errorf("readyz client_reader with its member down: %+v, want serving main", r)
+	}
+}
+
+// gathered returns every sample of reg as "name{labels}" → value.
+func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			k := mf.GetName()
+			if len(labels) > 0 {
+				k += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				out[k] = m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				out[k] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+// With the resolver on, the rc_* categories Synapse keys by user are keyed
+// by the user behind the token: a user's two devices share rc_message. With
+// it off, each token has its own bucket.
+func TestWorkerRateLimitsByUser(t *testing.T) {
+	const limits = `rate_limits:
+  exempt: {addresses: []}
+  rc_message: {per_second: 0.001, burst_count: 2}
+`
+	for _, resolver := range []bool{true, false} {
+		d := newWorkerDeploymentLimited(t, resolver, "", limits)
+		var statuses []int
+		for i, token := range []string{"u1-phone", "u1-laptop", "u1-phone", "u1-laptop"} {
+			_, status := d.send(t, "PUT", fmt.Sprintf("/_matrix/client/v3/rooms/%%21r%%3Aexample.org/send/m.room.message/t%d", i), token)
+			statuses = append(statuses, status)
+		}
+		want := []int{200, 200, 429, 429}
+		if !resolver {
+			want = []int{200, 200, 200, 200}
+		}
+		if fmt.Sprint(statuses) != fmt.Sprint(want) {
+			t.Errorf("resolver %v: two devices of one user, 2 messages each with burst 2: statuses %v, want %v", resolver, statuses, want)
+		}
+	}
+}
+
+// A member that refuses connections costs no client an error: nothing of the
+// request reached it, so the request goes to the pool's next choice at once
+// (before any health check notices), body included, whatever the method.
+func TestRefusedMemberRetriedOnAnother(t *testing.T) {
+	d := newWorkerDeployment(t, true, "")
+	d.members["sync-a"].Close()
+	d.members["creators-a"].Close()
+	for u := range 40 {
+		token := fmt.Sprintf("u%d-0", u)
+		if m, status := d.send(t, "GET", "/_matrix/client/v3/sync?since=s1", token); status != 200 || m == "sync-a" {
+			t.Fatalf("user u%d: sync answered %d by %q, want 200 from a live member", u, status, m)
+		}
+		if m, status := d.send(t, "PUT", fmt.Sprintf("/_matrix/client/v3/rooms/%%21r%d%%3Aexample.org/send/m.room.message/t", u), token); status != 200 || m != "creators-b" {
+			t.Fatalf("room %d: send answered %d by %q, want 200 from creators-b", u, status, m)
+		}
+	}
+	var bodies int
+	p := d.members["creators-b"]
+	p.mu.Lock()
+	bodies = len(p.seen)
+	p.mu.Unlock()
+	if bodies != 40 {
+		t.Errorf("creators-b saw %d sends, want all 40", bodies)
 	}
 }

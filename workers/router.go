@@ -8,7 +8,7 @@ import (
 // Roles are the worker roles mxedge routes to, in Synapse's vocabulary: the
 // worker groups of docs/workers.md and the stream writers by their stream
 // names. "main" is the main process, where everything else goes.
-var Roles = []string{
+var Roles = [...]string{
 	"synchrotron", "initial_synchrotron", "client_reader", "event_creator",
 	"federation_inbound", "federation_reader", "media_repository",
 	"events", "typing", "to_device", "account_data", "receipts", "presence", "push_rules", "device_lists",
@@ -44,13 +44,13 @@ type Router struct {
 // takes.
 func NewRouter(t *Table, pools map[string]string) (*Router, error) {
 	for role := range pools {
-		if !slices.Contains(Roles, role) {
+		if !slices.Contains(Roles[:], role) {
 			return nil, fmt.Errorf("workers: unknown role %q", role)
 		}
 	}
 	r := &Router{Table: t}
 	for i, rule := range t.Rules {
-		if rule.Role != Main && !slices.Contains(Roles, rule.Role) {
+		if rule.Role != Main && !slices.Contains(Roles[:], rule.Role) {
 			return nil, fmt.Errorf("workers: rule %d (%s): unknown role %q", i, rule.Section, rule.Role)
 		}
 		switch rule.By {

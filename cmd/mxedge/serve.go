@@ -81,6 +81,8 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 	}
 	defer srv.Close()
 	reg.MustRegister(upstream.NewCollector(srv.Pools))
+	reg.MustRegister(proxy.NewWorkerCollector(srv))
+	ready.Roles = srv.RoleStates
 	rl := &reloader{log: log, level: level, srv: srv, limiter: limiter, certs: certMgr, cfg: cfg}
 	rl.setDomains(cfg)
 
