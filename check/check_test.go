@@ -20,7 +20,7 @@ func checkAgainst(t *testing.T, target string, args ...string) (*Report, error) 
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	all := append(append([]string{"--json"}, args...), target)
-	err := Run(context.Background(), all, &stdout, &stderr)
+	err := Run(context.Background(), all, nil, &stdout, &stderr)
 	var rep Report
 	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
 		t.Fatalf("check %v: bad JSON output (%v): %s\nstderr: %s", all, jerr, stdout.String(), stderr.String())
@@ -72,7 +72,7 @@ func TestGoodSetup(t *testing.T) {
 
 	// The text output: one line per check, all ✓, and a summary.
 	var stdout, stderr bytes.Buffer
-	if err := Run(context.Background(), append(d.args(), "example.org"), &stdout, &stderr); err != nil {
+	if err := Run(context.Background(), append(d.args(), "example.org"), nil, &stdout, &stderr); err != nil {
 		t.Fatalf("got %v, want nil", err)
 	}
 	out := stdout.String()
@@ -105,7 +105,7 @@ func TestPlainHTTPTarget(t *testing.T) {
 
 	// Without --insecure-http an http target is a usage error.
 	var stdout, stderr bytes.Buffer
-	err = Run(context.Background(), []string{"http://" + addr}, &stdout, &stderr)
+	err = Run(context.Background(), []string{"http://" + addr}, nil, &stdout, &stderr)
 	if code := exitCode(err); code != 2 {
 		t.Errorf("got exit code %d (%v), want 2", code, err)
 	}
@@ -425,7 +425,7 @@ func TestTextOutputOnFailure(t *testing.T) {
 	fc.cors = func(h http.Header) { goodCORS(h); h.Set("Access-Control-Allow-Origin", "*, *") }
 	d := startFake(t, p, fc)
 	var stdout, stderr bytes.Buffer
-	err := Run(context.Background(), append(d.args(), "example.org"), &stdout, &stderr)
+	err := Run(context.Background(), append(d.args(), "example.org"), nil, &stdout, &stderr)
 	if exitCode(err) != 1 {
 		t.Fatalf("got %v, want exit code 1", err)
 	}
@@ -452,7 +452,7 @@ func TestUsage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			err := Run(context.Background(), tt.args, &stdout, &stderr)
+			err := Run(context.Background(), tt.args, nil, &stdout, &stderr)
 			if got := exitCode(err); got != tt.want {
 				t.Errorf("got exit code %d (%v), want %d", got, err, tt.want)
 			}
