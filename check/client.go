@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -152,10 +153,11 @@ func (c *checker) bearer() http.Header {
 	return http.Header{"Authorization": {"Bearer " + c.o.accessToken}}
 }
 
-// secret adds s to what the report redacts.
+// secret adds s, and s as a URL query escapes it, to what the report
+// redacts.
 func (c *checker) secret(s string) {
 	if s != "" {
-		c.secrets = append(c.secrets, s)
+		c.secrets = append(c.secrets, s, url.QueryEscape(s))
 	}
 }
 
