@@ -165,7 +165,7 @@ func TestBrokenSetups(t *testing.T) {
 		dropCA     bool
 		wantID     string
 		wantDetail string
-		wantFix    string // part of the fix, when set
+		wantFix    string   // part of the fix, when set
 		alsoHosts  []string // more names --resolve maps to the fake (port 443)
 	}{
 		{
@@ -447,8 +447,10 @@ func TestBrokenSetups(t *testing.T) {
 			wantFix:    "matrix_rtc.transports",
 		},
 		{
-			name:       "transports empty list",
-			breakIt:    func(fc *fakeConfig) { fc.handlers[transportsPath] = status(200, `{"rtc_transports":[]}`, "application/json") },
+			name: "transports empty list",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers[transportsPath] = status(200, `{"rtc_transports":[]}`, "application/json")
+			},
 			wantID:     "rtc_transports",
 			wantDetail: `answered 200 with no transports ({"rtc_transports":[]})`,
 		},
@@ -471,8 +473,10 @@ func TestBrokenSetups(t *testing.T) {
 			wantFix:    "rtc.livekit_service_url feeds both",
 		},
 		{
-			name:       "lk-jwt-service prefix not stripped",
-			breakIt:    func(fc *fakeConfig) { fc.handlers["/livekit/jwt/healthz"] = status(404, "404 page not found", "text/plain") },
+			name: "lk-jwt-service prefix not stripped",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers["/livekit/jwt/healthz"] = status(404, "404 page not found", "text/plain")
+			},
 			wantID:     "lk_jwt_health",
 			wantDetail: "GET https://matrix.example.org/livekit/jwt/healthz answered 404: the prefix is not stripped",
 			wantFix:    "rtc.jwt_upstream strips it",
