@@ -213,3 +213,6 @@ func matrixError(body []byte) (errcode, msg string) {
 	}
 	return doc.Errcode, doc.Error
 }
+
+// trimSlash returns u without a trailing slash.
+func trimSlash(u string) string { return strings.TrimSuffix(u, "/") }

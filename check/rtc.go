@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -121,20 +122,11 @@ func (c *checker) rtc(ctx context.Context, rep *Report, base *url.URL, wk client
 
 	var all []string
 	for _, s := range append(epURLs, wkURLs...) {
-		if !contains(all, s) {
+		if !slices.Contains(all, s) {
 			all = append(all, s)
 		}
 	}
 	return c.lkJWTHealth(ctx, rep, all)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // lkJWTHealth checks GET <url>/healthz for every lk-jwt-service URL and

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // identity is what the access token turned out to be.
@@ -156,6 +155,3 @@ func (c *checker) openIDUserinfo(ctx context.Context, rep *Report, base *url.URL
 			Detail: detail + "; a fresh OpenID token came back as " + info.Sub})
 	}
 }
-
-// trimSlash returns u without a trailing slash.
-func trimSlash(u string) string { return strings.TrimSuffix(u, "/") }
