@@ -20,7 +20,7 @@ func checkAgainst(t *testing.T, target string, args ...string) (*Report, error) 
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	all := append(append([]string{"--json"}, args...), target)
-	err := Run(context.Background(), all, &stdout, &stderr)
+	err := Run(context.Background(), all, nil, &stdout, &stderr)
 	var rep Report
 	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
 		t.Fatalf("check %v: bad JSON output (%v): %s\nstderr: %s", all, jerr, stdout.String(), stderr.String())
@@ -58,9 +58,13 @@ func TestGoodSetup(t *testing.T) {
 	}
 	wantIDs := []string{
 		"client_wellknown", "client_wellknown_json", "client_wellknown_content_type", "client_wellknown_cors",
-		"client_versions", "matrix_cors", "preflight", "server_wellknown", "server_keys", "support_wellknown",
+		"client_versions", "matrix_cors", "preflight",
+		"access_token", "mas_discovery", "mas_issuer", "mas_metadata", "mas_compat_login",
+		"rtc_transports", "rtc_transports_agree", "lk_jwt_health", "openid_userinfo",
+		"server_wellknown", "server_keys", "support_wellknown",
 		"tls_chain:example.org:443", "tls_names:example.org:443", "tls_expiry:example.org:443",
 		"tls_chain:matrix.example.org:443", "tls_names:matrix.example.org:443", "tls_expiry:matrix.example.org:443",
+		"tls_chain:auth.example.org:443", "tls_names:auth.example.org:443", "tls_expiry:auth.example.org:443",
 	}
 	var gotIDs []string
 	for _, c := range rep.Checks {
@@ -72,7 +76,7 @@ func TestGoodSetup(t *testing.T) {
 
 	// The text output: one line per check, all ✓, and a summary.
 	var stdout, stderr bytes.Buffer
-	if err := Run(context.Background(), append(d.args(), "example.org"), &stdout, &stderr); err != nil {
+	if err := Run(context.Background(), append(d.args(), "example.org"), nil, &stdout, &stderr); err != nil {
 		t.Fatalf("got %v, want nil", err)
 	}
 	out := stdout.String()
@@ -95,17 +99,25 @@ func TestPlainHTTPTarget(t *testing.T) {
 	fc.plain = true
 	addr := ""
 	fc.handlers["/.well-known/matrix/client"] = func(w http.ResponseWriter, r *http.Request) {
-		writeJSONBody(w, 200, map[string]any{"m.homeserver": map[string]string{"base_url": "http://" + addr}})
+		writeJSONBody(w, 200, map[string]any{
+			"m.homeserver":                      map[string]string{"base_url": "http://" + addr},
+			"org.matrix.msc2965.authentication": map[string]string{"issuer": fc.issuer},
+			"org.matrix.msc4143.rtc_foci":       []map[string]string{{"type": "livekit", "livekit_service_url": fc.livekitURL}},
+		})
 	}
 	d := startFake(t, nil, fc)
 	addr = d.srv.Listener.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	fc.issuer = "http://" + masHost + ":" + port + "/"
+	fc.masIssuer = fc.issuer
+	fc.livekitURL = "http://" + addr + "/livekit/jwt"
 	rep, err := checkAgainst(t, "http://"+addr, "--insecure-http", "--server-name", "example.org",
-		"--resolve", "matrix.example.org:443:"+addr)
+		"--resolve", "matrix.example.org:443:"+addr, "--resolve", masHost+":"+port+":"+addr, "--access-token", fc.token)
 	requireAllPass(t, rep, err, false)
 
 	// Without --insecure-http an http target is a usage error.
 	var stdout, stderr bytes.Buffer
-	err = Run(context.Background(), []string{"http://" + addr}, &stdout, &stderr)
+	err = Run(context.Background(), []string{"http://" + addr}, nil, &stdout, &stderr)
 	if code := exitCode(err); code != 2 {
 		t.Errorf("got exit code %d (%v), want 2", code, err)
 	}
@@ -153,6 +165,8 @@ func TestBrokenSetups(t *testing.T) {
 		dropCA     bool
 		wantID     string
 		wantDetail string
+		wantFix    string   // part of the fix, when set
+		alsoHosts  []string // more names --resolve maps to the fake (port 443)
 	}{
 		{
 			name: "client well-known missing",
@@ -343,6 +357,171 @@ func TestBrokenSetups(t *testing.T) {
 			wantDetail: "connection refused",
 		},
 		{
+			name: "compat login not routed to MAS",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers["/_matrix/client/v3/login"] = status(200, `{"flows":[{"type":"m.login.password"},{"type":"m.login.sso","identity_providers":[]},{"type":"m.login.token"}]}`, "application/json")
+			},
+			wantID:     "mas_compat_login",
+			wantDetail: "lists flows m.login.password, m.login.sso, m.login.token but m.login.sso has no oauth_aware_preferred (MSC3824): the homeserver's own login answers",
+			wantFix:    "/_matrix/client/{api/v1,r0,v3,unstable}/login, /logout, /refresh",
+		},
+		{
+			name: "compat login without SSO",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers["/_matrix/client/v3/login"] = status(200, `{"flows":[{"type":"m.login.password"}]}`, "application/json")
+			},
+			wantID:     "mas_compat_login",
+			wantDetail: "lists flows m.login.password but no m.login.sso",
+			wantFix:    "MAS#1941",
+		},
+		{
+			name: "compat login 404",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers["/_matrix/client/v3/login"] = status(404, `{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}`, "application/json")
+			},
+			wantID:     "mas_compat_login",
+			wantDetail: "answered 404 M_UNRECOGNIZED: the homeserver got it (Synapse does not serve /login under MAS), so compat login is not routed to MAS",
+			wantFix:    "mas.compat_login: true",
+		},
+		{
+			name:       "issuer without trailing slash",
+			breakIt:    func(fc *fakeConfig) { fc.masIssuer = "https://auth.example.org" },
+			wantID:     "mas_issuer",
+			wantDetail: `the discovery document says issuer "https://auth.example.org", the client well-known "https://auth.example.org/" (they differ only in the trailing slash)`,
+			wantFix:    "trailing slash included",
+		},
+		{
+			name:       "issuer on another host",
+			breakIt:    func(fc *fakeConfig) { fc.masIssuer = "https://mas.internal:8080/" },
+			wantID:     "mas_issuer",
+			wantDetail: "(another host: mas.internal:8080, not auth.example.org)",
+			wantFix:    "OpenID Connect Discovery",
+		},
+		{
+			name: "discovery without registration and S256",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers[masHost+"/.well-known/openid-configuration"] = func(w http.ResponseWriter, r *http.Request) {
+					doc := discoveryDoc(fc.masIssuer)
+					delete(doc, "registration_endpoint")
+					doc["code_challenge_methods_supported"] = []string{"plain"}
+					w.Header().Set("Access-Control-Allow-Origin", "*")
+					writeJSONBody(w, 200, doc)
+				}
+			},
+			wantID:     "mas_metadata",
+			wantDetail: "the discovery document is incomplete: no registration_endpoint; code_challenge_methods_supported lacks S256",
+		},
+		{
+			name: "discovery 404",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers[masHost+"/.well-known/openid-configuration"] = status(404, "not found", "text/plain")
+			},
+			wantID:     "mas_discovery",
+			wantDetail: "GET https://auth.example.org/.well-known/openid-configuration answered 404, want 200",
+			wantFix:    "mas.public_base's host goes to mas.upstream",
+		},
+		{
+			name: "discovery with a doubled CORS header",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers[masHost+"/.well-known/openid-configuration"] = func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Add("Access-Control-Allow-Origin", "*")
+					w.Header().Add("Access-Control-Allow-Origin", "*")
+					writeJSONBody(w, 200, discoveryDoc(fc.masIssuer))
+				}
+			},
+			wantID:     "mas_discovery",
+			wantDetail: "Access-Control-Allow-Origin sent 2 times",
+			wantFix:    "MAS sets its own",
+		},
+		{
+			name:       "plain-http issuer",
+			breakIt:    func(fc *fakeConfig) { fc.issuer = "http://auth.example.org/" },
+			wantID:     "mas_discovery",
+			wantDetail: `issuer "http://auth.example.org/" is plain http`,
+		},
+		{
+			name:       "transports {}",
+			breakIt:    func(fc *fakeConfig) { fc.handlers[transportsPath] = status(200, `{}`, "application/json") },
+			wantID:     "rtc_transports",
+			wantDetail: "answered 200 with no transports ({}): Element X takes this as final and caches it for a day, and Element Call 0.24+ has no other source",
+			wantFix:    "matrix_rtc.transports",
+		},
+		{
+			name: "transports empty list",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers[transportsPath] = status(200, `{"rtc_transports":[]}`, "application/json")
+			},
+			wantID:     "rtc_transports",
+			wantDetail: `answered 200 with no transports ({"rtc_transports":[]})`,
+		},
+		{
+			name: "transports 404 with rtc_foci advertised",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers[transportsPath] = status(404, `{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}`, "application/json")
+			},
+			wantID:     "rtc_transports",
+			wantDetail: "answered 404 M_UNRECOGNIZED while the client well-known advertises org.matrix.msc4143.rtc_foci: Element Call 0.24+ dropped the well-known fallback",
+		},
+		{
+			name: "transports and well-known disagree",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers[transportsPath] = status(200, `{"rtc_transports":[{"type":"livekit","livekit_service_url":"https://rtc.example.org/livekit/jwt"}]}`, "application/json")
+			},
+			alsoHosts:  []string{"rtc.example.org"},
+			wantID:     "rtc_transports_agree",
+			wantDetail: "the transports endpoint names https://rtc.example.org/livekit/jwt, the client well-known https://matrix.example.org/livekit/jwt: clients split by source",
+			wantFix:    "rtc.livekit_service_url feeds both",
+		},
+		{
+			name: "lk-jwt-service prefix not stripped",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers["/livekit/jwt/healthz"] = status(404, "404 page not found", "text/plain")
+			},
+			wantID:     "lk_jwt_health",
+			wantDetail: "GET https://matrix.example.org/livekit/jwt/healthz answered 404: the prefix is not stripped",
+			wantFix:    "rtc.jwt_upstream strips it",
+		},
+		{
+			name: "userinfo not forwarded",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers["/_matrix/federation/v1/openid/userinfo"] = status(404, `{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}`, "application/json")
+			},
+			wantID:     "openid_userinfo",
+			wantDetail: "answered 404 M_UNRECOGNIZED (Unrecognized request): not forwarded to the homeserver",
+			wantFix:    "whether federation is on or off, otherwise lk-jwt-service answers \"Failed to look up user info\"",
+		},
+		{
+			name: "userinfo answered by something else",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers["/_matrix/federation/v1/openid/userinfo"] = status(401, "<html>401 Authorization Required</html>", "text/html")
+			},
+			wantID:     "openid_userinfo",
+			wantDetail: "answered 401 without a Matrix errcode",
+		},
+		{
+			name: "userinfo refuses the fresh OpenID token",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers["/_matrix/federation/v1/openid/userinfo"] = status(401, `{"errcode":"M_UNKNOWN_TOKEN","error":"Access Token unknown or expired"}`, "application/json")
+			},
+			wantID:     "openid_userinfo",
+			wantDetail: "refused a fresh OpenID token of @alice:example.org: answered 401 M_UNKNOWN_TOKEN",
+		},
+		{
+			name:       "access token rejected",
+			extraArgs:  []string{"--access-token", "syt_wrong"},
+			wantID:     "access_token",
+			wantDetail: "the homeserver does not accept the access token: whoami answered 401 M_MISSING_TOKEN",
+		},
+		{
+			name: "homeserver cannot reach MAS",
+			breakIt: func(fc *fakeConfig) {
+				fc.handlers["/_matrix/client/v3/account/whoami"] = status(503, `{"errcode":"M_UNKNOWN","error":"Service unavailable"}`, "application/json")
+			},
+			wantID:     "access_token",
+			wantDetail: "the homeserver cannot check the token with MAS",
+			wantFix:    "matrix_authentication_service.endpoint",
+		},
+		{
 			name: "support well-known invalid",
 			breakIt: func(fc *fakeConfig) {
 				fc.handlers["/.well-known/matrix/support"] = status(200, `{"contacts":[{"role":"m.role.admin"}]}`, "application/json")
@@ -359,6 +538,9 @@ func TestBrokenSetups(t *testing.T) {
 			}
 			d := startFake(t, p, fc)
 			args := append(d.args(), tt.extraArgs...)
+			for _, h := range tt.alsoHosts {
+				args = append(args, "--resolve", h+":443:"+d.srv.Listener.Addr().String())
+			}
 			if tt.dropCA {
 				args = args[2:] // drop --ca-file
 			}
@@ -372,6 +554,7 @@ func TestBrokenSetups(t *testing.T) {
 					continue
 				}
 				found = true
+				t.Logf("%s %s: %s. Fix: %s", c.Status, c.ID, c.Detail, c.Fix)
 				if c.Status != Fail {
 					t.Errorf("%s: got %s (%s), want fail", c.ID, c.Status, c.Detail)
 				}
@@ -380,6 +563,9 @@ func TestBrokenSetups(t *testing.T) {
 				}
 				if c.Fix == "" {
 					t.Errorf("%s: got no fix, want one", c.ID)
+				}
+				if !strings.Contains(c.Fix, tt.wantFix) {
+					t.Errorf("%s: got fix %q, want it to contain %q", c.ID, c.Fix, tt.wantFix)
 				}
 			}
 			if !found {
@@ -425,7 +611,7 @@ func TestTextOutputOnFailure(t *testing.T) {
 	fc.cors = func(h http.Header) { goodCORS(h); h.Set("Access-Control-Allow-Origin", "*, *") }
 	d := startFake(t, p, fc)
 	var stdout, stderr bytes.Buffer
-	err := Run(context.Background(), append(d.args(), "example.org"), &stdout, &stderr)
+	err := Run(context.Background(), append(d.args(), "example.org"), nil, &stdout, &stderr)
 	if exitCode(err) != 1 {
 		t.Fatalf("got %v, want exit code 1", err)
 	}
@@ -452,7 +638,7 @@ func TestUsage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			err := Run(context.Background(), tt.args, &stdout, &stderr)
+			err := Run(context.Background(), tt.args, nil, &stdout, &stderr)
 			if got := exitCode(err); got != tt.want {
 				t.Errorf("got exit code %d (%v), want %d", got, err, tt.want)
 			}

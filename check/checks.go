@@ -45,11 +45,24 @@ func (c *checker) run(ctx context.Context) *Report {
 	}
 	addTLS(c.t.origin)
 
-	base := c.clientWellKnown(ctx, rep)
+	wk := c.clientWellKnown(ctx, rep)
+	base := wk.base
 	rep.BaseURL = base.String()
 	addTLS(base)
 	c.homeserver(ctx, rep, base)
-	if fed := c.federation(ctx, rep); fed != nil {
+	tok := c.accessToken(ctx, rep, base)
+	if iss := c.mas(ctx, rep, base, wk); iss != nil {
+		addTLS(iss)
+	}
+	for _, u := range c.rtc(ctx, rep, base, wk, tok) {
+		addTLS(u)
+	}
+	c.openIDUserinfo(ctx, rep, base, tok)
+	if c.o.noFederation {
+		const why = "client-only deployment (--no-federation)"
+		rep.add(Result{ID: "server_wellknown", Name: "federation delegation", Status: Skip, Detail: why})
+		rep.add(Result{ID: "server_keys", Name: "federation keys", Status: Skip, Detail: why})
+	} else if fed := c.federation(ctx, rep); fed != nil {
 		addTLS(fed)
 	}
 	c.support(ctx, rep)
@@ -65,11 +78,20 @@ func isJSON(h http.Header) (string, bool) {
 	return ct, err == nil && mt == "application/json"
 }
 
-// clientWellKnown checks /.well-known/matrix/client and returns the base URL
-// clients will use.
-func (c *checker) clientWellKnown(ctx context.Context, rep *Report) *url.URL {
+// clientDoc is what the client well-known told: the base URL clients will use
+// and the MAS and MatrixRTC keys (nil when absent or not read).
+type clientDoc struct {
+	base *url.URL
+	read bool            // the document was read as JSON
+	auth json.RawMessage // org.matrix.msc2965.authentication
+	foci json.RawMessage // org.matrix.msc4143.rtc_foci
+}
+
+// clientWellKnown checks /.well-known/matrix/client and returns what it says.
+func (c *checker) clientWellKnown(ctx context.Context, rep *Report) clientDoc {
 	u := joinPath(c.t.origin, "/.well-known/matrix/client")
 	fallback := c.t.origin
+	wk := clientDoc{base: fallback}
 	const (
 		idReach = "client_wellknown"
 		idJSON  = "client_wellknown_json"
@@ -87,14 +109,14 @@ func (c *checker) clientWellKnown(ctx context.Context, rep *Report) *url.URL {
 		rep.add(Result{ID: idReach, Name: "client well-known", Status: Fail,
 			Detail: fmt.Sprintf("GET %s: %s", u, detail), Fix: fix})
 		skipRest("skipped: client well-known not reachable")
-		return fallback
+		return wk
 	}
 	if resp.StatusCode != http.StatusOK {
 		fix := "serve /.well-known/matrix/client on " + c.t.origin.Host + " with {\"m.homeserver\":{\"base_url\":…}} (mxedge serves it from public_baseurl when this host points at it)"
 		rep.add(Result{ID: idReach, Name: "client well-known", Status: Fail,
 			Detail: fmt.Sprintf("GET %s answered %d, want 200", u, resp.StatusCode), Fix: fix})
 		skipRest("skipped: client well-known not served")
-		return fallback
+		return wk
 	}
 	rep.add(Result{ID: idReach, Name: "client well-known", Status: Pass, Detail: fmt.Sprintf("GET %s answered 200", u)})
 
@@ -104,8 +126,14 @@ func (c *checker) clientWellKnown(ctx context.Context, rep *Report) *url.URL {
 		Homeserver *struct {
 			BaseURL *string `json:"base_url"`
 		} `json:"m.homeserver"`
+		Auth json.RawMessage `json:"org.matrix.msc2965.authentication"`
+		Foci json.RawMessage `json:"org.matrix.msc4143.rtc_foci"`
 	}
-	switch err := json.Unmarshal(resp.body, &doc); {
+	err = json.Unmarshal(resp.body, &doc)
+	if err == nil {
+		wk.read, wk.auth, wk.foci = true, nonNull(doc.Auth), nonNull(doc.Foci)
+	}
+	switch {
 	case err != nil:
 		rep.add(Result{ID: idJSON, Name: "client well-known JSON", Status: Fail,
 			Detail: "body is not valid JSON: " + err.Error(),
@@ -139,7 +167,16 @@ func (c *checker) clientWellKnown(ctx context.Context, rep *Report) *url.URL {
 			Fix:    "serve the file with Content-Type: application/json (Element X rejects other types)"})
 	}
 	rep.add(corsResult(idCORS, "client well-known CORS", []*response{resp}, []string{"GET " + u.Path}))
-	return base
+	wk.base = base
+	return wk
+}
+
+// nonNull returns nil for an absent or JSON null value.
+func nonNull(m json.RawMessage) json.RawMessage {
+	if len(m) == 0 || string(m) == "null" {
+		return nil
+	}
+	return m
 }
 
 // homeserver checks /_matrix/client/versions, CORS on /_matrix/ responses and
@@ -284,18 +321,29 @@ func (c *checker) federation(ctx context.Context, rep *Report) *url.URL {
 	return fed
 }
 
+// clientOnlyHint ends the fix of a failing federation keys check: a
+// deployment without federation says so instead of being auto-detected, which
+// would quietly pass a federating server whose port 8448 is broken.
+const clientOnlyHint = "; a client-only deployment (federation off) passes --no-federation"
+
 // serverKeys checks /_matrix/key/v2/server on the federation endpoint.
 func (c *checker) serverKeys(ctx context.Context, rep *Report, fed *url.URL, hostHeader string) {
 	ku := joinPath(fed, "/_matrix/key/v2/server")
 	const id, name = "server_keys", "federation keys"
+	add := func(r Result) {
+		if r.Status == Fail {
+			r.Fix += clientOnlyHint
+		}
+		rep.add(r)
+	}
 	resp, err := c.do(ctx, http.MethodGet, ku.String(), nil, hostHeader)
 	if err != nil {
 		detail, fix := describeErr(err, fed.Host)
-		rep.add(Result{ID: id, Name: name, Status: Fail, Detail: fmt.Sprintf("GET %s: %s", ku, detail), Fix: fix})
+		add(Result{ID: id, Name: name, Status: Fail, Detail: fmt.Sprintf("GET %s: %s", ku, detail), Fix: fix})
 		return
 	}
 	if resp.StatusCode != http.StatusOK {
-		rep.add(Result{ID: id, Name: name, Status: Fail,
+		add(Result{ID: id, Name: name, Status: Fail,
 			Detail: fmt.Sprintf("GET %s answered %d, want 200", ku, resp.StatusCode),
 			Fix:    "forward /_matrix/key/ and /_matrix/federation/ on " + fed.Host + " to the homeserver (mxedge: listen.federation)"})
 		return
@@ -306,25 +354,25 @@ func (c *checker) serverKeys(ctx context.Context, rep *Report, fed *url.URL, hos
 		ValidUntilTS int64                      `json:"valid_until_ts"`
 	}
 	if err := json.Unmarshal(resp.body, &doc); err != nil {
-		rep.add(Result{ID: id, Name: name, Status: Fail,
+		add(Result{ID: id, Name: name, Status: Fail,
 			Detail: fmt.Sprintf("GET %s: not valid JSON: %v", ku, err),
 			Fix:    "make sure " + fed.Host + " reaches the homeserver and not another web server"})
 		return
 	}
 	switch {
 	case doc.ServerName != c.t.serverName:
-		rep.add(Result{ID: id, Name: name, Status: Fail,
+		add(Result{ID: id, Name: name, Status: Fail,
 			Detail: fmt.Sprintf("%s serves keys for %q, want %q", fed.Host, doc.ServerName, c.t.serverName),
 			Fix:    "point the delegation at the homeserver whose server_name is " + c.t.serverName + " (or fix server_name in the homeserver's config)"})
 	case len(doc.VerifyKeys) == 0:
-		rep.add(Result{ID: id, Name: name, Status: Fail,
+		add(Result{ID: id, Name: name, Status: Fail,
 			Detail: "verify_keys is empty", Fix: "check the homeserver's signing key configuration"})
 	case doc.ValidUntilTS != 0 && time.UnixMilli(doc.ValidUntilTS).Before(c.o.now()):
-		rep.add(Result{ID: id, Name: name, Status: Fail,
+		add(Result{ID: id, Name: name, Status: Fail,
 			Detail: fmt.Sprintf("keys expired at %s", time.UnixMilli(doc.ValidUntilTS).UTC().Format(time.RFC3339)),
 			Fix:    "make sure nothing caches /_matrix/key/v2/server responses"})
 	default:
-		rep.add(Result{ID: id, Name: name, Status: Pass,
+		add(Result{ID: id, Name: name, Status: Pass,
 			Detail: fmt.Sprintf("%s serves keys for %s (%d verify key(s))", fed.Host, doc.ServerName, len(doc.VerifyKeys))})
 	}
 }

@@ -1,15 +1,20 @@
 package check
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -26,6 +31,9 @@ type checker struct {
 	dialer *net.Dialer
 	client *http.Client
 	tr     *http.Transport
+	// secrets are replaced by REDACTED in the report: the access token and
+	// the OpenID tokens the run obtained.
+	secrets []string
 }
 
 func newChecker(o *options) (*checker, error) {
@@ -77,11 +85,23 @@ type response struct {
 // do sends one request with the check Origin and returns the response with its
 // body (at most maxBody bytes read).
 func (c *checker) do(ctx context.Context, method, url string, hdr http.Header, host string) (*response, error) {
+	return c.doBody(ctx, method, url, hdr, host, nil)
+}
+
+// doBody is do with a JSON request body (nil: none).
+func (c *checker) doBody(ctx context.Context, method, url string, hdr http.Header, host string, body []byte) (*response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.o.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Origin", checkOrigin)
 	req.Header.Set("User-Agent", "mxedge-check")
@@ -96,11 +116,11 @@ func (c *checker) do(ctx context.Context, method, url string, hdr http.Header, h
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return nil, fmt.Errorf("reading the body: %w", err)
 	}
-	return &response{Response: resp, body: body}, nil
+	return &response{Response: resp, body: data}, nil
 }
 
 // describeErr turns a request error into a short cause and a fix.
@@ -127,3 +147,72 @@ func describeErr(err error, what string) (detail, fix string) {
 	}
 	return msg, "make " + what + " reachable"
 }
+
+// bearer returns the Authorization header carrying the access token.
+func (c *checker) bearer() http.Header {
+	return http.Header{"Authorization": {"Bearer " + c.o.accessToken}}
+}
+
+// secret adds s, and s as a URL query escapes it, to what the report
+// redacts.
+func (c *checker) secret(s string) {
+	if s != "" {
+		c.secrets = append(c.secrets, s, url.QueryEscape(s))
+	}
+}
+
+// redacted is what a secret becomes in the report.
+const redacted = "REDACTED"
+
+// redact replaces every secret in the report's text by REDACTED, longest
+// first so that a token containing another is replaced whole.
+func (c *checker) redact(rep *Report) {
+	secrets := append([]string(nil), c.secrets...)
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	clean := func(s string) string {
+		for _, x := range secrets {
+			s = strings.ReplaceAll(s, x, redacted)
+		}
+		return s
+	}
+	rep.Target, rep.BaseURL = clean(rep.Target), clean(rep.BaseURL)
+	for i := range rep.Checks {
+		r := &rep.Checks[i]
+		r.ID, r.Name, r.Detail, r.Fix = clean(r.ID), clean(r.Name), clean(r.Detail), clean(r.Fix)
+	}
+}
+
+// maxErrorText bounds the part of an error message quoted in a detail.
+const maxErrorText = 160
+
+// answer describes a response's status for a detail: "401 M_UNKNOWN_TOKEN
+// (Invalid access token)", or just "502" when the body is no Matrix error.
+func answer(r *response) string {
+	s := strconv.Itoa(r.StatusCode)
+	if code, msg := matrixError(r.body); code != "" {
+		s += " " + code
+		if msg != "" {
+			if len(msg) > maxErrorText {
+				msg = msg[:maxErrorText] + "…"
+			}
+			s += " (" + msg + ")"
+		}
+	}
+	return s
+}
+
+// matrixError returns the errcode and error of a Matrix error body, "" when
+// the body is not one.
+func matrixError(body []byte) (errcode, msg string) {
+	var doc struct {
+		Errcode string `json:"errcode"`
+		Error   string `json:"error"`
+	}
+	if json.Unmarshal(body, &doc) != nil {
+		return "", ""
+	}
+	return doc.Errcode, doc.Error
+}
+
+// trimSlash returns u without a trailing slash.
+func trimSlash(u string) string { return strings.TrimSuffix(u, "/") }

@@ -43,8 +43,14 @@ type options struct {
 	timeout      time.Duration
 	insecureHTTP bool
 	serverName   string
+	accessToken  string // --access-token, else MXEDGE_CHECK_ACCESS_TOKEN
+	noFederation bool   // a client-only deployment: no federation checks
 	now          func() time.Time
 }
+
+// tokenEnv is the environment variable --access-token falls back to. It is
+// read after the flags so that --help never prints the token.
+const tokenEnv = "MXEDGE_CHECK_ACCESS_TOKEN"
 
 type resolveFlag map[string]string
 
@@ -78,13 +84,18 @@ const usageText = `usage: mxedge check [flags] TARGET
 
 TARGET is a server name (example.org) or a base URL (https://matrix.example.org).
 Checks the client and server well-known, /_matrix/client/versions, CORS (preflight
-with Authorization, duplicate headers), TLS certificates, federation delegation and
-/_matrix/key/v2/server, and the support well-known. Exit code 1 when a check fails.
+with Authorization, duplicate headers), MAS (discovery, issuer, metadata, compat
+login), MatrixRTC (transports, lk-jwt-service), OpenID userinfo, TLS certificates,
+federation delegation and /_matrix/key/v2/server, and the support well-known.
+Exit code 1 when a check fails.
+
+An access token (--access-token, or the variable MXEDGE_CHECK_ACCESS_TOKEN) lets it
+check whoami, the RTC transports and an OpenID round trip; it is printed as REDACTED.
 
 flags:
 `
 
-func parseArgs(args []string, stderr io.Writer) (*options, error) {
+func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
 	o := &options{resolve: map[string]string{}, now: time.Now}
 	fs := flag.NewFlagSet("mxedge check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -98,6 +109,8 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "time limit for each request")
 	fs.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow an http:// TARGET (tests, local setups); federation is then checked over http too")
 	fs.StringVar(&o.serverName, "server-name", "", "server name expected in /_matrix/key/v2/server (default: TARGET's host)")
+	fs.StringVar(&o.accessToken, "access-token", "", "a user's access `token` for the checks that need one (default: $"+tokenEnv+")")
+	fs.BoolVar(&o.noFederation, "no-federation", false, "a client-only deployment (federation off): skip federation delegation and keys")
 	// Accept flags after the target too: mxedge check example.org --json.
 	var positional []string
 	for {
@@ -119,18 +132,27 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		return nil, usageError("check: want exactly one TARGET, got %d", len(positional))
 	}
 	o.target = positional[0]
+	tokenSet := false
+	fs.Visit(func(f *flag.Flag) { tokenSet = tokenSet || f.Name == "access-token" })
+	if !tokenSet && getenv != nil {
+		o.accessToken = getenv(tokenEnv)
+	}
+	o.accessToken = strings.TrimSpace(o.accessToken)
 	if o.timeout <= 0 {
 		return nil, usageError("check: --timeout must be > 0")
 	}
 	return o, nil
 }
 
-// Run runs `mxedge check` with args (the words after "check"). It writes the
-// report to stdout and usage problems to stderr, and returns nil when every
-// check passed, an *ExitError with Code 1 when a check failed, or one with Code
-// 2 on a usage error. Run is safe for concurrent use.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseArgs(args, stderr)
+// Run runs `mxedge check` with args (the words after "check"). getenv reads
+// MXEDGE_CHECK_ACCESS_TOKEN when --access-token is not given (nil: no
+// environment). It writes the report to stdout and usage problems to stderr,
+// and returns nil when every check passed, an *ExitError with Code 1 when a
+// check failed, or one with Code 2 on a usage error. The access token and any
+// OpenID token a run obtains appear as REDACTED in the report. Run is safe for
+// concurrent use.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseArgs(args, getenv, stderr)
 	if err != nil {
 		var ee *ExitError
 		if errors.As(err, &ee) && ee.Code == 0 {
@@ -144,6 +166,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError("%v", err)
 	}
 	rep := c.run(ctx)
+	c.redact(rep)
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

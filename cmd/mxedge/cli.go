@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, versionString())
 		return nil
 	case "check":
-		return check.Run(ctx, args, stdout, stderr)
+		return check.Run(ctx, args, getenv, stdout, stderr)
 	case "healthcheck":
 		return check.Healthcheck(ctx, args, stdout, stderr)
 	case "help":

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -156,5 +157,25 @@ func TestExitStatus(t *testing.T) {
 	b.Reset()
 	if got := exitStatus(usagef("bad"), &b); got != 2 || b.String() != "mxedge: bad\n" {
 		t.Errorf("usage: got %d %q, want 2", got, b.String())
+	}
+}
+
+// TestCheckReadsTokenFromEnv: `mxedge check` gets MXEDGE_CHECK_ACCESS_TOKEN
+// through run's getenv (the access token line appears, its value redacted).
+func TestCheckReadsTokenFromEnv(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens: every check fails fast
+	const token = "mct_cliEnvToken"
+	out, _, code := runCLI(t, map[string]string{"MXEDGE_CHECK_ACCESS_TOKEN": token},
+		"check", "--insecure-http", "--server-name", "example.org", "--no-federation", "--timeout", "2s", "http://"+addr)
+	if code != 1 || !strings.Contains(out, "✗ access token: GET http://"+addr+"/_matrix/client/v3/account/whoami: connection refused") {
+		t.Errorf("got code %d, output\n%s\nwant an access token line", code, out)
+	}
+	if strings.Contains(out, token) {
+		t.Errorf("output shows the token:\n%s", out)
 	}
 }
