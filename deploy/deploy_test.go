@@ -46,7 +46,7 @@ func TestExampleConfigs(t *testing.T) {
 	for _, f := range files {
 		names = append(names, filepath.Base(f))
 	}
-	for _, want := range []string{"acme-single.yaml", "behind-loadbalancer.yaml", "delegation.yaml"} {
+	for _, want := range []string{"acme-single.yaml", "behind-loadbalancer.yaml", "delegation.yaml", "workers.yaml"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("got examples %v, want %s among them", names, want)
 		}
