@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -248,5 +249,32 @@ func TestRoutesErrors(t *testing.T) {
 				t.Errorf("got exit %d stdout %q stderr %q, want %d, empty, %q", code, out, errOut, tt.wantCode, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestRoutesDocOutput: the `mxedge routes` output pasted on docs/WORKERS.md
+// is what the command prints now.
+func TestRoutesDocOutput(t *testing.T) {
+	const cmd = "$ mxedge routes --config deploy/examples/workers.yaml\n"
+	doc, err := os.ReadFile("../../docs/WORKERS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	i := strings.Index(s, cmd)
+	if i < 0 {
+		t.Fatalf("docs/WORKERS.md shows no %q", cmd)
+	}
+	pasted, _, ok := strings.Cut(s[i+len(cmd):], "```")
+	if !ok {
+		t.Fatal("docs/WORKERS.md: the output block is not closed")
+	}
+	t.Chdir("../..")
+	out, errOut, code := runCLI(t, nil, "routes", "--config", "deploy/examples/workers.yaml")
+	if code != 0 || errOut != "" {
+		t.Fatalf("got exit %d stderr %q", code, errOut)
+	}
+	if pasted != out {
+		t.Errorf("docs/WORKERS.md output is stale:\n--- doc\n%s\n--- now\n%s", pasted, out)
 	}
 }
