@@ -46,7 +46,7 @@ func TestExampleConfigs(t *testing.T) {
 	for _, f := range files {
 		names = append(names, filepath.Base(f))
 	}
-	for _, want := range []string{"acme-single.yaml", "behind-loadbalancer.yaml", "delegation.yaml", "synapse-mas.yaml", "synapse-mas-element-call.yaml", "full-deployment.yaml"} {
+	for _, want := range []string{"acme-single.yaml", "behind-loadbalancer.yaml", "delegation.yaml", "synapse-mas.yaml", "synapse-mas-element-call.yaml", "full-deployment.yaml", "workers.yaml"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("got examples %v, want %s among them", names, want)
 		}
@@ -597,5 +597,24 @@ func TestAlertMetricsDocumented(t *testing.T) {
 		if !slices.Contains(names, want) {
 			t.Errorf("got alerts %v, want %s", names, want)
 		}
+	}
+}
+
+// TestWorkersDocExample: the config shown on docs/WORKERS.md is
+// deploy/examples/workers.yaml, byte for byte.
+func TestWorkersDocExample(t *testing.T) {
+	const marker = "```yaml\n# deploy/examples/workers.yaml\n"
+	doc := string(read(t, "../docs/WORKERS.md"))
+	i := strings.Index(doc, marker)
+	if i < 0 {
+		t.Fatalf("docs/WORKERS.md has no yaml block beginning with # deploy/examples/workers.yaml")
+	}
+	block := doc[i+len("```yaml\n"):]
+	end := strings.Index(block, "```")
+	if end < 0 {
+		t.Fatal("docs/WORKERS.md: the yaml block is not closed")
+	}
+	if got, want := block[:end], string(read(t, "examples/workers.yaml")); got != want {
+		t.Errorf("docs/WORKERS.md block differs from examples/workers.yaml:\n--- doc\n%s\n--- file\n%s", got, want)
 	}
 }

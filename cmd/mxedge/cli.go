@@ -58,7 +58,7 @@ func exitStatus(err error, stderr io.Writer) int {
 	return exitFailure
 }
 
-// run is the whole command line: mxedge [run|validate|check|healthcheck|version|help].
+// run is the whole command line: mxedge [run|validate|routes|check|healthcheck|version|help].
 // getenv reads MXEDGE_* variables. It returns nil on success.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "run"
@@ -70,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, args, getenv, stdout, stderr)
 	case "validate":
 		return runValidate(args, getenv, stdout, stderr)
+	case "routes":
+		return runRoutes(args, getenv, stdout, stderr)
 	case "version":
 		if len(args) > 0 {
 			return usagef("version takes no arguments")
@@ -87,7 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return usagef("unknown command %q (run `mxedge --help`)", cmd)
 }
 
-// cliFlag is one flag shared by run and validate.
+// cliFlag is one flag shared by run, validate and routes.
 type cliFlag struct {
 	name, arg, help, env string
 	value                *string
@@ -160,25 +162,9 @@ func runValidate(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	if o.Path == "" && getenv(config.EnvConfig) == "" {
-		return usagef("validate: needs --config FILE (or %s)", config.EnvConfig)
-	}
-	o.Getenv = getenv
-	c, err := config.Load(o)
+	c, err := loadReported("validate", o, getenv, stderr)
 	if err != nil {
-		var ce *config.Error
-		if !errors.As(err, &ce) {
-			return &cliError{code: exitFailure, err: err}
-		}
-		for _, p := range ce.Problems {
-			fmt.Fprintln(stderr, p.String())
-		}
-		noun := "problems"
-		if len(ce.Problems) == 1 {
-			noun = "problem"
-		}
-		fmt.Fprintf(stderr, "%d %s: configuration invalid\n", len(ce.Problems), noun)
-		return &cliError{code: exitFailure, err: err, reported: true}
+		return err
 	}
 	if printCfg {
 		fmt.Fprint(stdout, c.Redacted())
@@ -190,6 +176,34 @@ func runValidate(args []string, getenv func(string) string, stdout, stderr io.Wr
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", name)
 	return nil
+}
+
+// loadReported loads the configuration for cmd (validate, routes), which
+// needs a file: when it is invalid, every problem goes to stderr, one a line
+// (file:line: key: message), then their count, and the error returned is
+// already reported (exit 1).
+func loadReported(cmd string, o config.LoadOptions, getenv func(string) string, stderr io.Writer) (*config.Config, error) {
+	if o.Path == "" && getenv(config.EnvConfig) == "" {
+		return nil, usagef("%s: needs --config FILE (or %s)", cmd, config.EnvConfig)
+	}
+	o.Getenv = getenv
+	c, err := config.Load(o)
+	if err != nil {
+		var ce *config.Error
+		if !errors.As(err, &ce) {
+			return nil, &cliError{code: exitFailure, err: err}
+		}
+		for _, p := range ce.Problems {
+			fmt.Fprintln(stderr, p.String())
+		}
+		noun := "problems"
+		if len(ce.Problems) == 1 {
+			noun = "problem"
+		}
+		fmt.Fprintf(stderr, "%d %s: configuration invalid\n", len(ce.Problems), noun)
+		return nil, &cliError{code: exitFailure, err: err, reported: true}
+	}
+	return c, nil
 }
 
 // versionString is "mxedge VERSION (commit C, goX.Y.Z linux/amd64)".
@@ -218,6 +232,8 @@ Usage:
   mxedge [run] [flags]                     serve (the default command)
   mxedge validate --config FILE [--print]  check a config file: exit 0 when valid,
                                            else every problem as file:line: key: message
+  mxedge routes --config FILE [--json]     print where each request goes: Synapse's worker
+                                           rules for the configured roles, then the other routes
   mxedge check TARGET [flags]              test a deployment from outside (see mxedge check --help)
   mxedge healthcheck [--url URL]           probe a local mxedge (container HEALTHCHECK)
   mxedge version                           print the version
@@ -226,7 +242,7 @@ Usage:
 A first run needs no file:
   mxedge run --upstream http://127.0.0.1:8008 --server-name example.org
 
-Flags of run and validate (they override the config file):
+Flags of run, validate and routes (they override the config file):
 `)
 	var path string
 	var o config.Overrides
@@ -236,6 +252,9 @@ Flags of run and validate (they override the config file):
 	fmt.Fprint(w, `
 Flags of validate:
   --print  print the effective configuration (YAML, secrets redacted)
+
+Flags of routes (and the flags above):
+  --json   print the table as JSON
 
 Environment variables (for containers: they override the defaults; the file
 and flags override them; lists are comma-separated):

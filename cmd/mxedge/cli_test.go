@@ -114,7 +114,7 @@ func TestValidateOutputExact(t *testing.T) {
 // TestHelp: --help documents every flag and every MXEDGE_* variable, on
 // stdout, with exit 0, from every spelling.
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"run", "--help"}, {"validate", "-h"}} {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"run", "--help"}, {"validate", "-h"}, {"routes", "--help"}} {
 		out, errOut, code := runCLI(t, nil, args...)
 		if code != 0 || errOut != "" {
 			t.Errorf("%v: got exit %d stderr %q, want 0 and empty", args, code, errOut)
@@ -131,7 +131,7 @@ func TestHelp(t *testing.T) {
 				t.Errorf("%v: help lacks --%s", args, f.name)
 			}
 		}
-		for _, w := range []string{"--print", "validate", "version", "check", "healthcheck", "Exit status", "docs/CONFIG.md"} {
+		for _, w := range []string{"--print", "validate", "routes --config FILE", "--json", "version", "check", "healthcheck", "Exit status", "docs/CONFIG.md"} {
 			if !strings.Contains(out, w) {
 				t.Errorf("%v: help lacks %q", args, w)
 			}

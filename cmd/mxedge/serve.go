@@ -137,6 +137,11 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 		defer certMgr.Stop()
 	}
 
+	// Signals are caught before any listener serves: a SIGHUP sent once a
+	// request was answered must reload, never kill the process.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	errc := make(chan error, len(servers))
 	for i, hs := range servers {
 		ln := lns[i]
@@ -156,9 +161,6 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 	m.Reloaded(true, time.Now())
 	log.Info("mxedge started", "version", version, "server_name", cfg.ServerName, "upstream", redactURL(cfg.Upstream))
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	var serveErr error
 loop:
 	for {
