@@ -16,4 +16,4 @@ if [ "${E2E_DIRECT:-0}" != 1 ]; then
 fi
 log "scenario against $base"
 BASE_URL=$base PREFIX=client run_node "$E2E_DIR/client/scenario.mjs"
-[ "${E2E_DIRECT:-0}" = 1 ] || expect_pool_traffic http://127.0.0.1:16190 sync initial readers creators media typing
+[ "${E2E_DIRECT:-0}" = 1 ] || expect_pool_traffic http://127.0.0.1:16190 sync initial readers creators media typing pushrules

@@ -114,7 +114,7 @@ if wait_https "https://$NAME:16443" "$pb/root.pem" "$pid" 90; then
   log "mxedge (acme) serving a Pebble certificate after $((SECONDS - start))s"
   BASE_URL=https://$NAME:16443 CA_FILE=$pb/root.pem HTTP_URL=http://$NAME:16480 HSTS=31536000 PREFIX=tls-acme \
     run_node "$E2E_DIR/tls/run.mjs" || rc=1
-  (expect_pool_traffic http://127.0.0.1:16490 sync initial readers creators media typing) || rc=1
+  (expect_pool_traffic http://127.0.0.1:16490 sync initial readers creators media typing pushrules) || rc=1
 else
   echo "FAIL tls-acme mxedge did not serve a certificate issued by Pebble"
   tail -n 40 "$WORK/mxedge-acme.log" >&2
@@ -147,7 +147,7 @@ track mxedge-files "$pid" "$WORK/mxedge-files.log"
 if wait_https "https://$NAME:16444" "$ca/ca.pem" "$pid" 30; then
   BASE_URL=https://$NAME:16444 CA_FILE=$ca/ca.pem HTTP_URL=http://$NAME:16481 HSTS=31536000 PREFIX=tls-files \
     run_node "$E2E_DIR/tls/run.mjs" || rc=1
-  (expect_pool_traffic http://127.0.0.1:16491 sync initial readers creators media typing) || rc=1
+  (expect_pool_traffic http://127.0.0.1:16491 sync initial readers creators media typing pushrules) || rc=1
 else
   echo "FAIL tls-files mxedge did not start in files mode"
   rc=1

@@ -4,7 +4,7 @@
 //                                  └─ creators (event_creator):  relay1, relay2 ─┘
 // Every relay records each request (method, path, a hash of the token, status) in WORK/<relay>.jsonl;
 // the resolver's whoami goes to the homeserver pool, so relay0 records those too.
-//   a. one user, three devices (three tokens): every /sync of every token reaches one relay;
+//   a. one user, four devices (four tokens): every /sync of every token reaches one relay;
 //   b. three more users: each user's syncs stay on one relay; whoami asked once per token;
 //   c. invalid tokens: 401 M_UNKNOWN_TOKEN, whoami asked once each (Dendrite answered 401), and they
 //      are balanced by the token (they spread over both relays), never as one user;
@@ -35,6 +35,9 @@ const HEALTH_INTERVAL_MS = 1000; // run-workers.sh: health {interval: 1s, timeou
 const HEALTH_TIMEOUT_MS = 1000;
 const SYNC = "/_matrix/client/v3/sync";
 const WHOAMI = "/_matrix/client/v3/account/whoami";
+// Devices (tokens) per user: registration plus three logins. Were syncs balanced by token instead of
+// by user, a user's 4 tokens would share a relay by chance with p = 1/8, all four users' with 1/4096.
+const DEVICES = 4;
 
 // ---- relay processes, stopped by PID ----
 const procs = {};
@@ -163,18 +166,18 @@ try {
   });
 
   await run(
-    "a. one user, three devices: every /sync of every token reaches one relay",
+    "a. one user, four devices: every /sync of every token reaches one relay",
     async () => {
       for (const n of ["A", "B", "C", "D"]) {
         const password = `pw-${crypto.randomBytes(8).toString("hex")}`;
         const reg = await register(base, `w${n.toLowerCase()}${suffix}`, password);
-        const l1 = await login(reg.user_id, password, `${n} device 2`);
-        const l2 = await login(reg.user_id, password, `${n} device 3`);
-        expect(new Set([reg.access_token, l1.access_token, l2.access_token]).size === 3, "three logins gave fewer than three tokens");
-        users[n] = { userId: reg.user_id, password, tokens: [reg.access_token, l1.access_token, l2.access_token], devices: [reg.device_id, l1.device_id, l2.device_id] };
+        const ls = [reg];
+        for (let d = 2; d <= DEVICES; d++) ls.push(await login(reg.user_id, password, `${n} device ${d}`));
+        expect(new Set(ls.map((l) => l.access_token)).size === DEVICES, `${DEVICES} devices but fewer tokens`);
+        users[n] = { userId: reg.user_id, password, tokens: ls.map((l) => l.access_token), devices: ls.map((l) => l.device_id) };
       }
       const A = users.A;
-      // The SDK's own sync loop on A's second device, alongside raw long-polls on all three.
+      // The SDK's own sync loop on A's second device, alongside raw long-polls on all of them.
       sdkClient = sdk.createClient({ baseUrl: base, accessToken: A.tokens[1], userId: A.userId, deviceId: A.devices[1] });
       const prepared = new Promise((resolve, reject) => {
         sdkClient.on(sdk.ClientEvent.Sync, (state) => (state === "PREPARED" ? resolve() : state === "ERROR" && reject(new Error("SDK sync ERROR"))));
@@ -187,7 +190,7 @@ try {
       expect(per.every((n) => n >= 4), `syncs seen per token ${per}, want >= 4 each`);
       expect(Object.keys(where).length === 1, `A's syncs reached ${fmt(where)}, want one relay`);
       A.relay = Object.keys(where)[0];
-      return `${A.userId}: ${per.join("+")} syncs of 3 tokens (one by the SDK's loop), all on ${fmt(where)}`;
+      return `${A.userId}: ${per.join("+")} syncs of ${DEVICES} tokens (one by the SDK's loop), all on ${fmt(where)}`;
     },
     ["relays up, every pool member healthy in mxedge"],
   );
@@ -211,9 +214,9 @@ try {
           expect(asked.length === 1 && asked[0].status === 200, `${n}: whoami for a token asked ${asked.length} times (${fmt(asked.map((r) => r.status))}), want once, 200`);
         }
       }
-      return `${notes.join(" ")}; whoami asked once for each of the 12 tokens`;
+      return `${notes.join(" ")}; whoami asked once for each of the ${4 * DEVICES} tokens`;
     },
-    ["a. one user, three devices: every /sync of every token reaches one relay"],
+    ["a. one user, four devices: every /sync of every token reaches one relay"],
   );
 
   await run(
