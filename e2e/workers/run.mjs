@@ -310,11 +310,11 @@ try {
       const m1 = mark();
       await killRelay(dead);
       const t0 = Date.now();
-      let failed = 0;
+      const failed = [];
       for (;;) {
         const r = await req(base, "GET", `${SYNC}?timeout=0`, { token: A.tokens[0], timeoutMs: 10000 }).catch((e) => ({ status: 0, e }));
         if (r.status === 200) break;
-        failed++;
+        failed.push(r.status || r.e?.code || "error");
         expect(Date.now() - t0 < HEALTH_INTERVAL_MS + HEALTH_TIMEOUT_MS + 2000, `A's sync still failing ${Date.now() - t0} ms after the kill (last ${r.status})`);
         await sleep(50);
       }
@@ -339,7 +339,7 @@ try {
         const w = syncRelays(users[n].tokens, m2);
         expect(Object.keys(w).length === 1 && w[users[n].relay], `${n}'s syncs after ${dead} came back reached ${fmt(w)}, want ${users[n].relay}`);
       }
-      return `${dead} killed: A answered via ${alive} after ${moved} ms (${failed} failed tries), marked down after ${down} ms; restarted: up again after ${back} ms (${Date.now() - t1} ms incl. syncs), A back on ${dead}, B/C/D on their relays (${others.map((n) => `${n}:${users[n].relay}`).join(" ")})`;
+      return `${dead} killed: A answered via ${alive} after ${moved} ms (${failed.length} failed tries: ${failed.join(",") || "none"}), marked down after ${down} ms; restarted: up again after ${back} ms (${Date.now() - t1} ms incl. syncs), A back on ${dead}, B/C/D on their relays (${others.map((n) => `${n}:${users[n].relay}`).join(" ")})`;
     },
     ["d. messages from two users in four rooms: each room's event sends reach one relay"],
   );
