@@ -239,3 +239,47 @@ npm_ready() {
     cp "$E2E_DIR/package-lock.json" "$E2E_DIR/node_modules/.e2e-lock"
   fi
 }
+
+# ---- Synapse worker roles (the client, browser, tls and workers parts) ----
+
+# WORKER_ROLES: every role of `workers:`, with the pool each one gets in workers_yaml.
+WORKER_ROLES="synchrotron:sync initial_synchrotron:initial client_reader:readers event_creator:creators
+federation_inbound:fedin federation_reader:fedread media_repository:media events:events typing:typing
+to_device:todevice account_data:accountdata receipts:receipts presence:presence push_rules:pushrules
+device_lists:devicelists"
+
+# workers_yaml URL [INDENT]: YAML with a pool per worker role, each of the one member URL, and
+# `workers:` naming all 15 roles with the resolver on; for mxedge_config's EXTRA_YAML (the homeserver
+# pool stays `upstream:`). Every pool holding Dendrite routes every request of a role to Dendrite
+# through that role's pool, so mxedge's per-pool metrics show which roles a scenario used.
+workers_yaml() {
+  local url=$1 in=${2:-} rp
+  echo "${in}upstreams:"
+  for rp in $WORKER_ROLES; do echo "${in}  ${rp#*:}: {members: [$url]}"; done
+  echo "${in}workers:"
+  for rp in $WORKER_ROLES; do echo "${in}  ${rp%%:*}: ${rp#*:}"; done
+  echo "${in}  resolver: {enabled: true}"
+}
+
+# pool_requests OPS_URL: one "POOL COUNT" line per pool, the requests mxedge sent to it (summed over
+# its members), from mxedge_upstream_requests_total on the ops listener.
+pool_requests() {
+  curl -fsS --max-time 5 "$1/metrics" |
+    awk '/^mxedge_upstream_requests_total\{/ {
+      match($0, /pool="[^"]*"/); p = substr($0, RSTART + 6, RLENGTH - 7); n[p] += $NF
+    } END { for (p in n) print p, n[p] }' | sort
+}
+
+# expect_pool_traffic OPS_URL POOL...: logs the requests of every pool and fails the part unless each
+# named POOL got at least one (the scenario really went through those worker roles' pools).
+expect_pool_traffic() {
+  local ops=$1 counts p n
+  shift
+  counts=$(pool_requests "$ops") || die "no metrics from $ops"
+  log "requests per pool: $(echo "$counts" | tr '\n' ' ')"
+  for p in "$@"; do
+    n=$(echo "$counts" | awk -v p="$p" '$1 == p { print $2 }')
+    [ "${n:-0}" -gt 0 ] || die "pool $p got no requests (want > 0)"
+  done
+  log "PASS role pools used: $*"
+}

@@ -2,7 +2,8 @@
 # Part "tls": the client scenario over HTTPS through mxedge, (1) with a certificate issued by Pebble
 # over ACME (HTTP-01), (2) in files mode with a test CA; the client trusts only the issuing CA.
 # E2E_DIRECT=1: only the files-mode scenario, against Dendrite's own TLS listener (checks the suite).
-# Ports 16400-16499.
+# Both mxedges have a pool for every Synapse worker role, each holding Dendrite, and the part checks
+# that the scenario's requests went through the role pools. Ports 16400-16499.
 source "$(dirname "$0")/lib.sh"
 new_workdir tls
 command -v openssl >/dev/null || die "openssl missing"
@@ -103,6 +104,7 @@ tls:
   storage: $WORK/certmagic
   hsts: 31536000
 log: {level: info, format: json, access: true}
+$(workers_yaml "$DENDRITE_URL")
 EOF
 "$MXEDGE_BIN" run --config "$WORK/mxedge-acme.yaml" >"$WORK/mxedge-acme.log" 2>&1 &
 pid=$!
@@ -112,6 +114,7 @@ if wait_https "https://$NAME:16443" "$pb/root.pem" "$pid" 90; then
   log "mxedge (acme) serving a Pebble certificate after $((SECONDS - start))s"
   BASE_URL=https://$NAME:16443 CA_FILE=$pb/root.pem HTTP_URL=http://$NAME:16480 HSTS=31536000 PREFIX=tls-acme \
     run_node "$E2E_DIR/tls/run.mjs" || rc=1
+  (expect_pool_traffic http://127.0.0.1:16490 sync initial readers creators media typing pushrules) || rc=1
 else
   echo "FAIL tls-acme mxedge did not serve a certificate issued by Pebble"
   tail -n 40 "$WORK/mxedge-acme.log" >&2
@@ -136,6 +139,7 @@ tls:
   key_file: $ca/$NAME.key
   storage: $WORK/certmagic-files
 log: {level: info, format: json, access: true}
+$(workers_yaml "$DENDRITE_URL")
 EOF
 "$MXEDGE_BIN" run --config "$WORK/mxedge-files.yaml" >"$WORK/mxedge-files.log" 2>&1 &
 pid=$!
@@ -143,6 +147,7 @@ track mxedge-files "$pid" "$WORK/mxedge-files.log"
 if wait_https "https://$NAME:16444" "$ca/ca.pem" "$pid" 30; then
   BASE_URL=https://$NAME:16444 CA_FILE=$ca/ca.pem HTTP_URL=http://$NAME:16481 HSTS=31536000 PREFIX=tls-files \
     run_node "$E2E_DIR/tls/run.mjs" || rc=1
+  (expect_pool_traffic http://127.0.0.1:16491 sync initial readers creators media typing pushrules) || rc=1
 else
   echo "FAIL tls-files mxedge did not start in files mode"
   rc=1
