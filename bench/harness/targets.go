@@ -20,8 +20,38 @@ import (
 const (
 	portUpstream = 18001
 	cpuProxy     = "0" // every proxy runs pinned here
-	cpuLoad      = "1" // wrk, h2load, the upstream and this harness run here
+	cpuLoad      = "1" // wrk, h2load and this harness run here
 )
+
+// layout says where the upstream runs; the proxies are always on cpuProxy and the load
+// generator on cpuLoad.
+type layout struct {
+	Name     string `json:"name"`
+	Proxy    string `json:"proxy_cpu"`
+	Upstream string `json:"upstream_cpu"`
+	Load     string `json:"load_cpu"`
+	About    string `json:"about"`
+}
+
+// name is the layout's name ("split" for the zero layout, the one before issue 13).
+func (l layout) name() string {
+	if l.Name == "" {
+		return "split"
+	}
+	return l.Name
+}
+
+var layouts = map[string]layout{
+	// A proxy in front of a homeserver on the same host, as deployed: the load
+	// generator alone on the other core, so that the measured core is the one the
+	// proxy and the upstream share, and a proxy's CPU per request shows in req/s.
+	"sidecar": {Name: "sidecar", Proxy: cpuProxy, Upstream: cpuProxy, Load: cpuLoad,
+		About: "proxy and upstream share CPU " + cpuProxy + "; wrk/h2load alone on CPU " + cpuLoad},
+	// The proxy alone on its core, the upstream beside the load generator: CPU 1 is
+	// the bottleneck for the faster proxies, which then all look close to nginx.
+	"split": {Name: "split", Proxy: cpuProxy, Upstream: cpuLoad, Load: cpuLoad,
+		About: "proxy alone on CPU " + cpuProxy + "; upstream and wrk/h2load share CPU " + cpuLoad},
+}
 
 const wellKnownBody = `{"m.homeserver":{"base_url":"https://bench.local/"}}`
 
@@ -47,6 +77,14 @@ type target struct {
 	extra   *proc // mxedge's TLS instance
 }
 
+// procFor is the process that serves t's plain or TLS listener (nil for direct).
+func (t *target) procFor(tlsOn bool) *proc {
+	if tlsOn && t.extra != nil {
+		return t.extra
+	}
+	return t.proc
+}
+
 // url is the address of path on t. TLS URLs name localhost (127.0.0.1 in /etc/hosts,
 // a name of the harness's certificate) because wrk's OpenSSL sends the URL's host as
 // SNI even when it is an IP literal (RFC 6066 forbids that), and a server may refuse a
@@ -67,6 +105,22 @@ type env struct {
 	key      string
 	combined string
 	upstream *proc
+	lay      layout // the current layout
+}
+
+// setLayout moves the running upstream to l's core (the proxies never move).
+func (e *env) setLayout(l layout) error {
+	e.lay = l
+	if e.upstream == nil || e.upstream.exited() {
+		return nil
+	}
+	if err := setAffinity(e.upstream.pid(), l.Upstream); err != nil {
+		return err
+	}
+	if got := affinity(e.upstream.pid()); got != l.Upstream {
+		return fmt.Errorf("upstream runs on CPUs %q after the move, want %q", got, l.Upstream)
+	}
+	return nil
 }
 
 func (e *env) startUpstream() error {
@@ -74,7 +128,11 @@ func (e *env) startUpstream() error {
 	for p := portUpstream; p <= portUpstream+6; p++ {
 		ls = append(ls, fmt.Sprintf("127.0.0.1:%d", p))
 	}
-	p, err := startProc("upstream", cpuLoad, filepath.Join(e.root, "upstream.log"), nil,
+	cpu := e.lay.Upstream
+	if cpu == "" {
+		cpu = cpuLoad
+	}
+	p, err := startProc("upstream", cpu, filepath.Join(e.root, "upstream.log"), nil,
 		filepath.Join(e.bin, "upstream"), "-listen", strings.Join(ls, ","))
 	if err != nil {
 		return err
@@ -174,9 +232,12 @@ func (e *env) stopTarget(t *target) {
 }
 
 // pid is the process whose tree is measured: the proxy, or the upstream for direct.
-func (e *env) pid(t *target) int {
-	if t.proc != nil {
-		return t.proc.pid()
+func (e *env) pid(t *target) int { return e.pidFor(t, false) }
+
+// pidFor is the process serving t's plain or TLS listener (mxedge runs one of each).
+func (e *env) pidFor(t *target, tlsOn bool) int {
+	if p := t.procFor(tlsOn); p != nil {
+		return p.pid()
 	}
 	return e.upstream.pid()
 }
