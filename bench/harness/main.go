@@ -25,6 +25,7 @@ type options struct {
 	bin        string
 	mxedge     string
 	mxedgeMode string // auto | require | off
+	mxedgeBase string // a second mxedge binary, measured as mxedge-base
 	out        string
 	duration   time.Duration
 	rounds     int
@@ -42,6 +43,7 @@ func main() {
 	flag.StringVar(&o.mode, "mode", "all", "all | smoke")
 	flag.StringVar(&o.bin, "bin", "bench/bin", "directory holding the upstream and goproxy binaries")
 	flag.StringVar(&o.mxedge, "mxedge", "bin/mxedge", "mxedge binary")
+	flag.StringVar(&o.mxedgeBase, "mxedge-base", "", "a second mxedge binary (e.g. built from the commit before a change), measured interleaved as target mxedge-base")
 	flag.StringVar(&o.mxedgeMode, "with-mxedge", "auto", "auto (measure when it starts, else say why not) | require | off")
 	flag.StringVar(&o.out, "out", "bench/out", "results directory")
 	flag.DurationVar(&o.duration, "duration", 0, "length of one load run (default 2s, smoke 1s)")
@@ -121,6 +123,12 @@ func run(o options) error {
 			logf("SKIP mxedge: no binary at %s", o.mxedge)
 		}
 	}
+	if o.mxedgeBase != "" {
+		if _, err := os.Stat(o.mxedgeBase); err != nil {
+			return fmt.Errorf("-mxedge-base: %v", err)
+		}
+		e.mxedgeBase, _ = filepath.Abs(o.mxedgeBase)
+	}
 	if o.mode == "all" {
 		for _, tool := range []string{"taskset", "wrk", "h2load", "nginx", "haproxy", "caddy"} {
 			if _, err := exec.LookPath(tool); err != nil {
@@ -135,6 +143,9 @@ func run(o options) error {
 	}
 	if o.mode == "smoke" && len(o.targets) == 0 {
 		o.targets = []string{"direct", "goproxy", "mxedge"}
+		if e.mxedgeBase != "" {
+			o.targets = append(o.targets, "mxedge-base")
+		}
 	}
 	ts, err := e.targets(o.targets)
 	if err != nil {

@@ -76,6 +76,8 @@ var palette = map[string]color.RGBA{
 	"haproxy": {0x1f, 0x4e, 0x9c, 0xff},
 	"caddy":   {0xe0, 0x8a, 0x00, 0xff},
 	"mxedge":  {0xc0, 0x1f, 0x3a, 0xff},
+	// mxedge-base: the same hue, lighter (before/after runs).
+	"mxedge-base": {0xe8, 0x8a, 0x9a, 0xff},
 }
 
 type bar struct {
@@ -148,7 +150,11 @@ func plot(rep *report, path string) error {
 			panels = append(panels, p)
 		}
 	}
-	const w, pw, ph, scale = 1240, 600, 230, 2
+	const w, pw, scale = 1240, 600, 2
+	ph := 230
+	for _, p := range panels {
+		ph = max(ph, 28+len(p.bars)*30+20)
+	}
 	rows := (len(panels) + 1) / 2
 	img := canvas{image.NewRGBA(image.Rect(0, 0, w, rows*ph+50))}
 	img.rect(0, 0, w, rows*ph+50, color.White)
@@ -164,7 +170,7 @@ func plot(rep *report, path string) error {
 				max = b.value
 			}
 		}
-		const labelW, barH, gap = 110, 22, 8
+		const labelW, barH, gap = 150, 22, 8
 		for j, b := range p.bars {
 			y := y0 + 28 + j*(barH+gap)
 			img.text(x0, y+4, scale, b.label, black)

@@ -258,8 +258,9 @@ func kind(h holdResult) string {
 }
 
 // targetsTable writes mxedge's standing against issue 13's targets, from the cells of
-// the main layout and the memory readings (the largest count of each kind). It writes
-// nothing unless both mxedge and nginx were measured.
+// the main layout and the memory readings (the largest count of each kind), with
+// mxedge-base's beside it when a second binary was measured. It writes nothing unless
+// both mxedge and nginx were measured.
 func targetsTable(b *strings.Builder, rep *report, lay string) {
 	c := cells(rep, lay, false)
 	if len(c) == 0 {
@@ -272,50 +273,59 @@ func targetsTable(b *strings.Builder, rep *report, lay string) {
 	if !has["mxedge"] || !has["nginx"] {
 		return
 	}
+	who := []string{"mxedge"}
 	fmt.Fprintf(b, "### Issue 13 targets: mxedge against nginx in the same run (%s layout)\n\n", lay)
-	b.WriteString("| target | floor / aim | measured | status |\n|---|---|--:|---|\n")
-	// atLeast: higher is better (floor ≤ aim); atMost: lower is better (floor ≥ aim).
-	row := func(what, bounds string, v float64, ok bool, floor, aim float64, higher bool, unit string) {
-		if !ok || v <= 0 {
-			fmt.Fprintf(b, "| %s | %s | – | not measured |\n", what, bounds)
-			return
-		}
-		status := "**missed**"
-		if bounds == "–" {
-			status = "–"
-		} else if higher && v >= aim || !higher && v <= aim {
-			status = "aim met"
-		} else if higher && v >= floor || !higher && v <= floor {
-			status = "floor met"
-		}
-		fmt.Fprintf(b, "| %s | %s | %.2f%s | %s |\n", what, bounds, v, unit, status)
+	if has["mxedge-base"] {
+		who = append(who, "mxedge-base")
+		b.WriteString("| target | floor / aim | mxedge | status | mxedge-base | status |\n|---|---|--:|---|--:|---|\n")
+	} else {
+		b.WriteString("| target | floor / aim | measured | status |\n|---|---|--:|---|\n")
 	}
-	rel := func(s string, cpu bool) (float64, bool) {
-		m, ok1 := c["mxedge/"+s]
-		n, ok2 := c["nginx/"+s]
-		if !ok1 || !ok2 {
-			return 0, false
+	// higher: higher is better (floor ≤ aim); else lower is better (floor ≥ aim).
+	// v gives the value for a target and whether it was measured.
+	row := func(what, bounds string, v func(string) (float64, bool), floor, aim float64, higher bool, unit string) {
+		fmt.Fprintf(b, "| %s | %s |", what, bounds)
+		for _, t := range who {
+			x, ok := v(t)
+			if !ok || x <= 0 {
+				b.WriteString(" – | not measured |")
+				continue
+			}
+			status := "**missed**"
+			if bounds == "–" {
+				status = "–"
+			} else if higher && x >= aim || !higher && x <= aim {
+				status = "aim met"
+			} else if higher && x >= floor || !higher && x <= floor {
+				status = "floor met"
+			}
+			fmt.Fprintf(b, " %.2f%s | %s |", x, unit, status)
 		}
-		if cpu {
-			return m.cpu / n.cpu, n.cpu > 0
+		b.WriteString("\n")
+	}
+	rel := func(s string, cpu bool) func(string) (float64, bool) {
+		return func(t string) (float64, bool) {
+			m, ok1 := c[t+"/"+s]
+			n, ok2 := c["nginx/"+s]
+			if !ok1 || !ok2 {
+				return 0, false
+			}
+			if cpu {
+				return m.cpu / n.cpu, n.cpu > 0
+			}
+			return m.rps / n.rps, n.rps > 0
 		}
-		return m.rps / n.rps, n.rps > 0
 	}
 	for _, s := range []string{"get", "put", "get-tls", "put-tls"} {
-		v, ok := rel(s, false)
-		row(s+" req/s × nginx", "≥ 0.8× / ≥ 1.0×", v, ok, 0.8, 1.0, true, "×")
+		row(s+" req/s × nginx", "≥ 0.8× / ≥ 1.0×", rel(s, false), 0.8, 1.0, true, "×")
 	}
 	for _, s := range []string{"get", "put", "get-tls", "put-tls"} {
-		v, ok := rel(s, true)
-		row(s+" CPU per request × nginx", "≤ 1.25× / ≤ 1.0×", v, ok, 1.25, 1.0, false, "×")
+		row(s+" CPU per request × nginx", "≤ 1.25× / ≤ 1.0×", rel(s, true), 1.25, 1.0, false, "×")
 	}
-	v, ok := rel("get-h2", false)
-	row("get-h2 req/s × nginx's HTTP/2", "≥ 0.8× / ≥ 1.0×", v, ok, 0.8, 1.0, true, "×")
-	v, ok = rel("get-h2", true)
-	row("get-h2 CPU per request × nginx (no target)", "–", v, ok, 0, 0, false, "×")
+	row("get-h2 req/s × nginx's HTTP/2", "≥ 0.8× / ≥ 1.0×", rel("get-h2", false), 0.8, 1.0, true, "×")
+	row("get-h2 CPU per request × nginx (no target)", "–", rel("get-h2", true), 0, 0, false, "×")
 	for _, s := range []string{"wellknown", "preflight"} {
-		v, ok := rel(s, false)
-		row(s+" (local answer) req/s × nginx", "≥ 0.8× / ≥ 1.0×", v, ok, 0.8, 1.0, true, "×")
+		row(s+" (local answer) req/s × nginx", "≥ 0.8× / ≥ 1.0×", rel(s, false), 0.8, 1.0, true, "×")
 	}
 	// Memory: the reading at the largest count of each kind.
 	mem := func(target, k string) (float64, int, bool) {
@@ -327,18 +337,23 @@ func targetsTable(b *strings.Builder, rep *report, lay string) {
 		}
 		return best, n, n > 0
 	}
-	sv, sn, sok := mem("mxedge", "sync")
-	row("held /sync, plain, KB per connection"+count(sn), "≤ 12 KB / ≤ 8 KB", sv, sok, 12, 8, false, " KB")
-	mv, n, ok1 := mem("mxedge", "sync-tls")
-	nv, _, ok2 := mem("nginx", "sync-tls")
-	if ok1 && ok2 && nv > 0 {
-		row(fmt.Sprintf("held /sync, TLS, × nginx's KB per connection (N=%d; mxedge %.1f KB, nginx %.1f KB)", n, mv, nv), "≤ 1.0× / ≤ 1.0×", mv/nv, true, 1, 1, false, "×")
-	} else {
-		row("held /sync, TLS, × nginx's KB per connection", "≤ 1.0× / ≤ 1.0×", 0, false, 1, 1, false, "")
+	kb := func(k string) func(string) (float64, bool) {
+		return func(t string) (float64, bool) {
+			v, _, ok := mem(t, k)
+			return v, ok
+		}
 	}
+	_, n, _ := mem("mxedge", "sync")
+	row("held /sync, plain, KB per connection"+count(n), "≤ 12 KB / ≤ 8 KB", kb("sync"), 12, 8, false, " KB")
+	nv, n, _ := mem("nginx", "sync-tls")
+	row(fmt.Sprintf("held /sync, TLS, × nginx's KB per connection%s (nginx: %.1f KB)", count(n), nv), "≤ 1.0× / ≤ 1.0×",
+		func(t string) (float64, bool) {
+			v, _, ok := mem(t, "sync-tls")
+			return v / nv, ok && nv > 0
+		}, 1, 1, false, "×")
 	for _, k := range []string{"idle", "idle-tls"} {
-		v, n, ok := mem("mxedge", k)
-		row(fmt.Sprintf("%s keep-alive, KB per connection%s", k, count(n)), "≤ 8 KB / ≤ 4 KB", v, ok, 8, 4, false, " KB")
+		_, n, _ := mem("mxedge", k)
+		row(fmt.Sprintf("%s keep-alive, KB per connection%s", k, count(n)), "≤ 8 KB / ≤ 4 KB", kb(k), 8, 4, false, " KB")
 	}
 	b.WriteString("\n")
 }
