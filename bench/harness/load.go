@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -74,8 +75,66 @@ type result struct {
 	Errors   int64   `json:"errors"`
 	Requests int64   `json:"requests"`
 	// CPUus is the proxy tree's CPU time (user+system) per request in µs: robust to
-	// the other tenants of the machine, unlike requests/s. 0 for direct.
-	CPUus float64 `json:"cpu_us_per_req"`
+	// the other tenants of the machine, unlike requests/s. 0 for direct. UserUS and
+	// SysUS split it.
+	CPUus  float64 `json:"cpu_us_per_req"`
+	UserUS float64 `json:"user_us_per_req"`
+	SysUS  float64 `json:"sys_us_per_req"`
+	// UpCPUus is the upstream's CPU time per request in the same cell (direct: its
+	// own cost). In the sidecar layout it shares the proxy's core.
+	UpCPUus float64 `json:"upstream_cpu_us_per_req"`
+	// Layout is the name of the core layout of the cell (sidecar | split); results
+	// from before layouts were measured have none and were taken in split.
+	Layout string `json:"layout,omitempty"`
+	// Tool is wrk, h2load or go (the smoke's checked Go load).
+	Tool string `json:"tool,omitempty"`
+}
+
+// layoutOf names r's layout; results without one were taken in the split layout.
+func layoutOf(r result) string {
+	if r.Layout == "" {
+		return "split"
+	}
+	return r.Layout
+}
+
+// cpuMeter samples the proxy's and the upstream's trees before a cell and turns
+// the difference after it into CPU time per request.
+type cpuMeter struct {
+	proxy, up int
+	p0, u0    cpuTicks
+	hasProxy  bool
+	hasUp     bool
+}
+
+func startCPU(e *env, t *target, tlsOn bool) *cpuMeter {
+	m := &cpuMeter{}
+	if p := t.procFor(tlsOn); p != nil {
+		m.proxy, m.hasProxy = p.pid(), true
+		m.p0 = treeCPU(m.proxy)
+	}
+	if e.upstream != nil {
+		m.up, m.hasUp = e.upstream.pid(), true
+		m.u0 = treeCPU(m.up)
+	}
+	return m
+}
+
+// finish fills r's CPU fields from the ticks used since startCPU over r.Requests.
+func (m *cpuMeter) finish(r *result) {
+	if r.Requests <= 0 {
+		return
+	}
+	n := float64(r.Requests)
+	if m.hasProxy {
+		d := treeCPU(m.proxy).sub(m.p0)
+		r.CPUus = float64(d.total()) * tickUS / n
+		r.UserUS = float64(d.user) * tickUS / n
+		r.SysUS = float64(d.sys) * tickUS / n
+	}
+	if m.hasUp {
+		r.UpCPUus = float64(treeCPU(m.up).sub(m.u0).total()) * tickUS / n
+	}
 }
 
 const wrkConns = 50
@@ -117,27 +176,24 @@ func toMS(v, unit string) float64 {
 	return f
 }
 
-// runWrk measures s against t for d with wrk (or h2load for h2), pinned to the load core.
-func runWrk(dir string, t *target, s scenario, d time.Duration) (r result, out string, err error) {
-	r = result{Target: t.name, Scenario: s.name}
-	p := t.proc
-	if s.tls && t.extra != nil {
-		p = t.extra
+// runWrk measures s against t for d with wrk (or h2load for h2), pinned to the load
+// core, with the proxy's and the upstream's CPU time per request.
+func runWrk(e *env, t *target, s scenario, d time.Duration) (r result, out string, err error) {
+	r = result{Target: t.name, Scenario: s.name, Layout: e.lay.name(), Tool: "wrk"}
+	if s.h2 {
+		r.Tool = "h2load"
 	}
-	if p != nil {
-		before := treeCPUTicks(p.pid())
-		defer func() {
-			if r.Requests > 0 {
-				r.CPUus = float64(treeCPUTicks(p.pid())-before) * 1e4 / float64(r.Requests)
-			}
-		}()
-	}
+	m := startCPU(e, t, s.tls)
+	defer func() { m.finish(&r) }()
+	dir := e.root
 	url := t.url(s.tls, s.path)
 	var cmd *exec.Cmd
 	if s.h2 {
 		// 10 connections x 10 streams: h2 multiplexes what wrk spreads over 50 connections.
+		// No --warm-up-time: h2load would not count the warm-up's requests, whose CPU
+		// time the meter sees (the targets are warm from the earlier cells anyway).
 		cmd = exec.Command("taskset", "-c", cpuLoad, "h2load", "-t1", "-c10", "-m10",
-			"--warm-up-time=200ms", fmt.Sprintf("-D%d", max(1, int(d.Seconds()))), url)
+			fmt.Sprintf("-D%d", max(1, int(d.Seconds()))), url)
 	} else {
 		lua, err := luaScript(dir, s)
 		if err != nil {
@@ -172,7 +228,7 @@ func runWrk(dir string, t *target, s scenario, d time.Duration) (r result, out s
 			r.P50ms = toMS(m[5], m[6])
 			r.P99ms = -1
 		}
-		return r, o, nil
+		return r, o, emptyCell(r)
 	}
 	if m := reRPS.FindStringSubmatch(o); m != nil {
 		r.RPS, _ = strconv.ParseFloat(m[1], 64)
@@ -199,7 +255,18 @@ func runWrk(dir string, t *target, s scenario, d time.Duration) (r result, out s
 		n, _ := strconv.ParseInt(m[1], 10, 64)
 		r.Errors += n
 	}
-	return r, o, nil
+	return r, o, emptyCell(r)
+}
+
+// errEmpty marks a cell in which no request completed (wrk still setting up its 50 TLS
+// connections when the time ran out, on a starved machine): not a 0 req/s measurement.
+var errEmpty = errors.New("no request completed in the cell")
+
+func emptyCell(r result) error {
+	if r.Requests <= 0 {
+		return errEmpty
+	}
+	return nil
 }
 
 // check sends one request of s and verifies status and CORS; used before measuring
@@ -315,26 +382,32 @@ type holdResult struct {
 	CPUmsPerS float64 `json:"cpu_ms_per_s"`
 	// Kind is "sync" (held long-polls) or "idle" (keep-alive connections, no request).
 	Kind string `json:"kind"`
+	// TLS: the connections are TLS 1.3 (HTTP/1.1) to the TLS listener.
+	TLS  bool   `json:"tls,omitempty"`
 	Note string `json:"note,omitempty"`
 }
 
-// holdSyncs opens n plain connections to addr, each with one GET
+// holdSyncs opens n connections to addr (TLS when tlsOn), each with one GET
 // /sync?timeout=timeoutMS, and returns them once written (dialling 64 at a time so
 // the listen backlog never overflows).
-func holdSyncs(ctx context.Context, addr string, n, timeoutMS int) ([]net.Conn, error) {
+func holdSyncs(ctx context.Context, addr string, tlsOn bool, n, timeoutMS int) ([]net.Conn, error) {
 	req := []byte(fmt.Sprintf("GET /_matrix/client/v3/sync?timeout=%d&since=s0 HTTP/1.1\r\nHost: bench.local\r\n"+
 		"Authorization: Bearer syt_YmVuY2g_benchbenchbenchbench_0AbCdE\r\nUser-Agent: mxedge-bench\r\n\r\n", timeoutMS))
-	return openConns(ctx, addr, n, req, false)
+	return openConns(ctx, addr, tlsOn, n, req, false)
 }
 
-// idleConns opens n keep-alive connections to addr, each after one answered GET
-// /versions, and leaves them idle.
-func idleConns(ctx context.Context, addr string, n int) ([]net.Conn, error) {
+// idleConns opens n keep-alive connections to addr (TLS when tlsOn), each after one
+// answered GET /versions, and leaves them idle.
+func idleConns(ctx context.Context, addr string, tlsOn bool, n int) ([]net.Conn, error) {
 	req := []byte("GET /_matrix/client/versions HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: mxedge-bench\r\n\r\n")
-	return openConns(ctx, addr, n, req, true)
+	return openConns(ctx, addr, tlsOn, n, req, true)
 }
 
-func openConns(ctx context.Context, addr string, n int, req []byte, answer bool) ([]net.Conn, error) {
+// benchTLS is the client side of the TLS connections the harness holds itself: HTTP/1.1
+// by ALPN, SNI localhost (a name of the harness's certificate).
+var benchTLS = &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", NextProtos: []string{"http/1.1"}}
+
+func openConns(ctx context.Context, addr string, tlsOn bool, n int, req []byte, answer bool) ([]net.Conn, error) {
 	conns := make([]net.Conn, n)
 	var first atomic.Value
 	sem := make(chan struct{}, 64)
@@ -349,6 +422,18 @@ func openConns(ctx context.Context, addr string, n int, req []byte, answer bool)
 			if err != nil {
 				first.CompareAndSwap(nil, err)
 				return
+			}
+			if tlsOn {
+				tc := tls.Client(c, benchTLS)
+				hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err = tc.HandshakeContext(hctx)
+				cancel()
+				if err != nil {
+					first.CompareAndSwap(nil, fmt.Errorf("TLS handshake: %w", err))
+					c.Close()
+					return
+				}
+				c = tc
 			}
 			if _, err := c.Write(req); err != nil {
 				first.CompareAndSwap(nil, err)

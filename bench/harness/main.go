@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -23,6 +25,7 @@ type options struct {
 	bin        string
 	mxedge     string
 	mxedgeMode string // auto | require | off
+	mxedgeBase string // a second mxedge binary, measured as mxedge-base
 	out        string
 	duration   time.Duration
 	rounds     int
@@ -30,14 +33,17 @@ type options struct {
 	holds      []int
 	transferMB int
 	keep       bool
+	layouts    []layout // the first is the main one; transfers and memory run in it
+	wrk        string   // smoke: require | auto | off (the short wrk/h2load round)
 }
 
 func main() {
 	var o options
-	var targets, holds string
+	var targets, holds, lays string
 	flag.StringVar(&o.mode, "mode", "all", "all | smoke")
 	flag.StringVar(&o.bin, "bin", "bench/bin", "directory holding the upstream and goproxy binaries")
 	flag.StringVar(&o.mxedge, "mxedge", "bin/mxedge", "mxedge binary")
+	flag.StringVar(&o.mxedgeBase, "mxedge-base", "", "a second mxedge binary (e.g. built from the commit before a change), measured interleaved as target mxedge-base")
 	flag.StringVar(&o.mxedgeMode, "with-mxedge", "auto", "auto (measure when it starts, else say why not) | require | off")
 	flag.StringVar(&o.out, "out", "bench/out", "results directory")
 	flag.DurationVar(&o.duration, "duration", 0, "length of one load run (default 2s, smoke 1s)")
@@ -46,6 +52,8 @@ func main() {
 	flag.StringVar(&holds, "holds", "2000,9800", "held /sync counts (9,800: see docs/PERFORMANCE.md on the 20,000 descriptor limit)")
 	flag.IntVar(&o.transferMB, "transfer-mb", 100, "upload/download size in MiB")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp prefix (configs, logs)")
+	flag.StringVar(&lays, "layouts", "sidecar,split", "core layouts of the small-request rounds, the main one first (sidecar: proxy and upstream share CPU 0; split: proxy alone on CPU 0, upstream with the load on CPU 1)")
+	flag.StringVar(&o.wrk, "smoke-wrk", "auto", "smoke: the short wrk/h2load round: require | auto (run when wrk and h2load are installed) | off")
 	replot := flag.String("replot", "", "only rewrite results.md and plot.png in -out from this results.json")
 	flag.Parse()
 	if *replot != "" {
@@ -57,6 +65,17 @@ func main() {
 	}
 	if targets != "" {
 		o.targets = strings.Split(targets, ",")
+	}
+	for _, l := range strings.Split(lays, ",") {
+		ly, ok := layouts[strings.TrimSpace(l)]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "bench: unknown layout %q (sidecar, split)\n", l)
+			os.Exit(2)
+		}
+		o.layouts = append(o.layouts, ly)
+	}
+	if os.Getenv("MXEDGE_REQUIRE_COMPONENTS") == "1" && o.wrk == "auto" {
+		o.wrk = "require"
 	}
 	for _, h := range strings.Split(holds, ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n > 0 {
@@ -91,7 +110,7 @@ func run(o options) error {
 	} else {
 		logf("temp prefix kept: %s", root)
 	}
-	e := &env{root: root, bin: o.bin}
+	e := &env{root: root, bin: o.bin, lay: o.layouts[0]}
 	if e.bin, err = filepath.Abs(o.bin); err != nil {
 		return err
 	}
@@ -103,6 +122,12 @@ func run(o options) error {
 		} else {
 			logf("SKIP mxedge: no binary at %s", o.mxedge)
 		}
+	}
+	if o.mxedgeBase != "" {
+		if _, err := os.Stat(o.mxedgeBase); err != nil {
+			return fmt.Errorf("-mxedge-base: %v", err)
+		}
+		e.mxedgeBase, _ = filepath.Abs(o.mxedgeBase)
 	}
 	if o.mode == "all" {
 		for _, tool := range []string{"taskset", "wrk", "h2load", "nginx", "haproxy", "caddy"} {
@@ -118,6 +143,9 @@ func run(o options) error {
 	}
 	if o.mode == "smoke" && len(o.targets) == 0 {
 		o.targets = []string{"direct", "goproxy", "mxedge"}
+		if e.mxedgeBase != "" {
+			o.targets = append(o.targets, "mxedge-base")
+		}
 	}
 	ts, err := e.targets(o.targets)
 	if err != nil {
@@ -175,9 +203,14 @@ func run(o options) error {
 	return full(ctx, e, ts, o)
 }
 
-// smoke runs each scenario about o.duration per target with checked answers.
+// smoke runs each scenario about o.duration per target with checked answers and the
+// CPU meter, holds and idles 200 connections plain and over TLS with the memory
+// reading, runs one short wrk/h2load round in each layout (every scenario in the main
+// one, GET in the others), and writes the report and plot into o.out/smoke. It fails
+// on a wrong answer or a measurement that came out empty, never on speed.
 func smoke(e *env, ts []*target, o options) error {
 	start := time.Now()
+	rep := newReport(o, ts, start)
 	block := pattern.Block()
 	const size = 32 << 20
 	want := patternSHA(block, size)
@@ -186,24 +219,61 @@ func smoke(e *env, ts []*target, o options) error {
 			if !s.applies(t) {
 				continue
 			}
+			m := startCPU(e, t, s.tls)
+			t0 := time.Now()
 			n, err := goLoad(t, s, o.duration, 8)
 			if err != nil {
 				return fmt.Errorf("%s %s after %d requests: %w", t.name, s.name, n, err)
 			}
-			logf("ok %-8s %-10s %6d requests, all checked", t.name, s.name, n)
+			r := result{Target: t.name, Scenario: s.name, Round: 1, Layout: e.lay.name(), Tool: "go", Requests: n,
+				RPS: float64(n) / time.Since(t0).Seconds(), P50ms: -1, P99ms: -1}
+			m.finish(&r)
+			if err := measured(r); err != nil {
+				return err
+			}
+			rep.Results = append(rep.Results, r)
+			logf("ok %-8s %-10s %6d requests, all checked, proxy CPU %.1f µs/req (upstream %.1f)", t.name, s.name, n, r.CPUus, r.UpCPUus)
 		}
-		// Long-polls: 200 held, counted at the upstream, then each answered 200.
-		conns, err := holdSyncs(context.Background(), t.plain, 200, 3000)
-		if err != nil {
-			return fmt.Errorf("%s hold: %w", t.name, err)
+		// Long-polls: 200 held (plain, then TLS), counted at the upstream, memory read,
+		// then each answered 200; 200 idle keep-alive connections, memory read.
+		for _, tlsOn := range []bool{false, true} {
+			addr := t.plain
+			if tlsOn {
+				if addr = t.tls; addr == "" {
+					continue
+				}
+			}
+			pid := e.pidFor(t, tlsOn)
+			h := holdResult{Target: t.name, N: 200, Kind: "sync", TLS: tlsOn, BaseKB: treeRSS(pid)}
+			conns, err := holdSyncs(context.Background(), addr, tlsOn, 200, 3000)
+			if err != nil {
+				return fmt.Errorf("%s hold (tls %v): %w", t.name, tlsOn, err)
+			}
+			_, herr := waitHeld(200, 10*time.Second)
+			h.HeldKB = treeRSS(pid)
+			h.PerConnB = float64(h.HeldKB-h.BaseKB) * 1024 / 200
+			rerr := readAllOK(conns, 10*time.Second)
+			closeAll(conns)
+			if herr != nil || rerr != nil {
+				return fmt.Errorf("%s hold (tls %v): %v %v", t.name, tlsOn, herr, rerr)
+			}
+			if h.HeldKB <= 0 {
+				return fmt.Errorf("%s hold (tls %v): no RSS read for pid %d", t.name, tlsOn, pid)
+			}
+			rep.Holds = append(rep.Holds, h)
+			logf("ok %-8s %-10s 200 held /sync counted upstream, all answered 200; %.1f KB each (noise at 200)", t.name, holdName("hold", tlsOn), h.PerConnB/1000)
+
+			h = holdResult{Target: t.name, N: 200, Kind: "idle", TLS: tlsOn, BaseKB: treeRSS(pid)}
+			conns, err = idleConns(context.Background(), addr, tlsOn, 200)
+			if err != nil {
+				return fmt.Errorf("%s idle (tls %v): %w", t.name, tlsOn, err)
+			}
+			h.HeldKB = treeRSS(pid)
+			h.PerConnB = float64(h.HeldKB-h.BaseKB) * 1024 / 200
+			closeAll(conns)
+			rep.Holds = append(rep.Holds, h)
+			logf("ok %-8s %-10s 200 idle keep-alive connections, each answered 200 first; %.1f KB each", t.name, holdName("idle", tlsOn), h.PerConnB/1000)
 		}
-		_, herr := waitHeld(200, 10*time.Second)
-		rerr := readAllOK(conns, 10*time.Second)
-		closeAll(conns)
-		if herr != nil || rerr != nil {
-			return fmt.Errorf("%s hold: %v %v", t.name, herr, rerr)
-		}
-		logf("ok %-8s %-10s 200 held /sync counted upstream, all answered 200", t.name, "hold")
 		c := newClient(false, 1)
 		if _, d, err := upload(c, t, block, size, want); err != nil {
 			return err
@@ -217,7 +287,99 @@ func smoke(e *env, ts []*target, o options) error {
 		}
 		c.CloseIdleConnections()
 	}
-	logf("smoke passed for %s in %.1fs", names(ts), time.Since(start).Seconds())
+	// One short round with the real load tools, in every layout (the layout switch
+	// and the wrk/h2load parsers are what the full run depends on).
+	if err := smokeWrk(e, ts, o, rep); err != nil {
+		return err
+	}
+	if err := e.setLayout(o.layouts[0]); err != nil {
+		return err
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	dir := filepath.Join(o.out, "smoke")
+	if err := writeReport(rep, dir, nil); err != nil {
+		return err
+	}
+	logf("smoke passed for %s in %.1fs (report: %s/results.md, plot.png; figures not meaningful)", names(ts), time.Since(start).Seconds(), dir)
+	return nil
+}
+
+func holdName(kind string, tlsOn bool) string {
+	if tlsOn {
+		return kind + "-tls"
+	}
+	return kind
+}
+
+// measured checks that a cell measured something: requests, no errors and, for a
+// proxy, some CPU time (1 s of load costs any proxy far more than one 10 ms tick).
+func measured(r result) error {
+	if r.Requests <= 0 {
+		return fmt.Errorf("%s %s (%s, %s): no requests completed", r.Target, r.Scenario, r.Tool, layoutOf(r))
+	}
+	if r.Errors > 0 {
+		return fmt.Errorf("%s %s (%s, %s): %d errors or non-2xx answers", r.Target, r.Scenario, r.Tool, layoutOf(r), r.Errors)
+	}
+	if r.Target != "direct" && r.CPUus <= 0 {
+		return fmt.Errorf("%s %s (%s, %s): no CPU time read for the proxy over %d requests", r.Target, r.Scenario, r.Tool, layoutOf(r), r.Requests)
+	}
+	if r.UpCPUus <= 0 && r.Scenario != "wellknown" && r.Scenario != "preflight" {
+		return fmt.Errorf("%s %s (%s, %s): no CPU time read for the upstream over %d requests", r.Target, r.Scenario, r.Tool, layoutOf(r), r.Requests)
+	}
+	return nil
+}
+
+// smokeRound is the scenarios of the smoke's wrk/h2load round in the main layout: one
+// of each kind (wrk with a body, wrk over TLS, h2load, a local answer); the checked Go
+// load covers every scenario.
+var smokeRound = map[string]bool{"put": true, "get-tls": true, "get-h2": true, "preflight": true}
+
+// smokeWrk runs wrk/h2load for 1 s per cell: smokeRound in the main layout, GET in each
+// other one.
+func smokeWrk(e *env, ts []*target, o options, rep *report) error {
+	if o.wrk == "off" {
+		return nil
+	}
+	for _, tool := range []string{"wrk", "h2load"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if o.wrk == "require" {
+				return fmt.Errorf("%s not found (apt-get install wrk nghttp2-client; -smoke-wrk auto skips the round)", tool)
+			}
+			logf("SKIP the wrk/h2load round: %s not found", tool)
+			return nil
+		}
+	}
+	for i, l := range o.layouts {
+		if err := e.setLayout(l); err != nil {
+			return err
+		}
+		for _, s := range scenarios {
+			if i == 0 && !smokeRound[s.name] || i > 0 && s.name != "get" {
+				continue
+			}
+			for _, t := range ts {
+				if !s.applies(t) {
+					continue
+				}
+				r, out, err := runWrk(e, t, s, time.Second)
+				if errors.Is(err, errEmpty) {
+					// On a starved machine wrk may still be shaking hands with its 50 TLS
+					// connections when a 1 s cell ends; a wrong answer shows as errors.
+					logf("%s %s %s: no request completed in 1 s, once more for 3 s", t.name, s.name, r.Tool)
+					r, out, err = runWrk(e, t, s, 3*time.Second)
+				}
+				if err != nil {
+					return fmt.Errorf("%v\n%s", err, out)
+				}
+				r.Round = 1
+				if err := measured(r); err != nil {
+					return fmt.Errorf("%v\n%s", err, out)
+				}
+				rep.Results = append(rep.Results, r)
+				logf("ok %-8s %-10s %s %-7s %6d requests, proxy CPU %.1f µs/req (upstream %.1f)", t.name, s.name, r.Tool, l.name(), r.Requests, r.CPUus, r.UpCPUus)
+			}
+		}
+	}
 	return nil
 }
 
@@ -232,8 +394,10 @@ func names(ts []*target) string {
 // report is everything one full run measured.
 type report struct {
 	Date      string            `json:"date"`
+	Mode      string            `json:"mode,omitempty"`
 	Duration  string            `json:"duration"`
 	Rounds    int               `json:"rounds"`
+	Layouts   []layout          `json:"layouts,omitempty"`
 	Versions  map[string]string `json:"versions"`
 	Targets   []string          `json:"targets"`
 	Results   []result          `json:"results"`
@@ -243,10 +407,12 @@ type report struct {
 	Seconds   float64           `json:"seconds"`
 }
 
-func full(ctx context.Context, e *env, ts []*target, o options) error {
-	start := time.Now()
-	rep := &report{Date: start.UTC().Format("2006-01-02 15:04 UTC"), Duration: o.duration.String(), Rounds: o.rounds,
-		Versions: map[string]string{}}
+func newReport(o options, ts []*target, start time.Time) *report {
+	rep := &report{Date: start.UTC().Format("2006-01-02 15:04 UTC"), Mode: o.mode, Duration: o.duration.String(),
+		Rounds: o.rounds, Layouts: o.layouts, Versions: map[string]string{}}
+	if o.mode == "smoke" {
+		rep.Rounds = 1
+	}
 	for _, t := range ts {
 		rep.Targets = append(rep.Targets, t.name)
 		rep.Versions[t.name] = t.version
@@ -257,6 +423,35 @@ func full(ctx context.Context, e *env, ts []*target, o options) error {
 	rep.Versions["kernel"] = output("uname", "-sr")
 	rep.Versions["cpu"] = cpuModel()
 	rep.Versions["commit"] = output("git", "describe", "--always", "--dirty")
+	return rep
+}
+
+// writeReport writes results.json, results.md and plot.png into dir (and prints the
+// markdown to w when w is not nil).
+func writeReport(rep *report, dir string, w io.Writer) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644); err != nil {
+		return err
+	}
+	md := markdown(rep)
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	if err := plot(rep, filepath.Join(dir, "plot.png")); err != nil {
+		return err
+	}
+	if w != nil {
+		fmt.Fprintln(w, md)
+	}
+	return nil
+}
+
+func full(ctx context.Context, e *env, ts []*target, o options) error {
+	start := time.Now()
+	rep := newReport(o, ts, start)
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
@@ -282,33 +477,43 @@ func full(ctx context.Context, e *env, ts []*target, o options) error {
 			c.CloseIdleConnections()
 		}
 	}
-	// Warm-up (not recorded): one short wrk run per target.
-	for _, t := range ts {
-		runWrk(e.root, t, scenarios[0], 500*time.Millisecond)
-	}
-	// Interleaved rounds: for each scenario, every target in turn, the order rotated.
-	for r := 1; r <= o.rounds; r++ {
-		for _, s := range scenarios {
-			order := rotate(ts, r-1)
-			for _, t := range order {
-				if !s.applies(t) || skip[t.name+"/"+s.name] != "" {
-					continue
+	// For each layout: a warm-up (not recorded), then interleaved rounds: for each
+	// scenario, every target in turn, the order rotated each round.
+	for _, l := range o.layouts {
+		if err := e.setLayout(l); err != nil {
+			return err
+		}
+		logf("layout %s: %s", l.name(), l.About)
+		for _, t := range ts {
+			runWrk(e, t, scenarios[0], 500*time.Millisecond)
+		}
+		for r := 1; r <= o.rounds; r++ {
+			for _, s := range scenarios {
+				for _, t := range rotate(ts, r-1) {
+					if !s.applies(t) || skip[t.name+"/"+s.name] != "" {
+						continue
+					}
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					res, out, err := runWrk(e, t, s, o.duration)
+					fmt.Fprintf(rawLog, "=== %s round %d %s %s\n%s\n", l.name(), r, t.name, s.name, out)
+					if err != nil {
+						logf("WARN %s %s %s round %d: %v", l.name(), t.name, s.name, r, err)
+						rep.Notes = append(rep.Notes, fmt.Sprintf("%s %s (%s) round %d failed: %v", t.name, s.name, l.name(), r, err))
+						continue
+					}
+					res.Round = r
+					rep.Results = append(rep.Results, res)
+					logf("%s round %d %-8s %-10s %8.0f req/s p50 %.2fms p99 %.2fms cpu %.1f µs/req (upstream %.1f) errors %d",
+						l.name(), r, t.name, s.name, res.RPS, res.P50ms, res.P99ms, res.CPUus, res.UpCPUus, res.Errors)
 				}
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				res, out, err := runWrk(e.root, t, s, o.duration)
-				fmt.Fprintf(rawLog, "=== round %d %s %s\n%s\n", r, t.name, s.name, out)
-				if err != nil {
-					logf("WARN %s %s round %d: %v", t.name, s.name, r, err)
-					rep.Notes = append(rep.Notes, fmt.Sprintf("%s %s round %d failed: %v", t.name, s.name, r, err))
-					continue
-				}
-				res.Round = r
-				rep.Results = append(rep.Results, res)
-				logf("round %d %-8s %-10s %8.0f req/s p50 %.2fms p99 %.2fms errors %d", r, t.name, s.name, res.RPS, res.P50ms, res.P99ms, res.Errors)
 			}
 		}
+	}
+	// Transfers and memory in the main layout.
+	if err := e.setLayout(o.layouts[0]); err != nil {
+		return err
 	}
 	// 100 MB upload and download, interleaved, each target restarted and warmed first,
 	// peak RSS of the proxy tree sampled every 5 ms.
@@ -349,53 +554,54 @@ func full(ctx context.Context, e *env, ts []*target, o options) error {
 			}
 		}
 	}
-	// Held long-polls: each target restarted fresh, warmed, then n held /sync.
-	for _, n := range o.holds {
-		for _, t := range ts {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			h, err := holdOne(ctx, e, t, n)
-			if err != nil {
-				logf("WARN %s hold %d: %v", t.name, n, err)
-				rep.Notes = append(rep.Notes, fmt.Sprintf("%s with %d held /sync: %v", t.name, n, err))
-			}
-			if h.HeldKB > 0 {
-				rep.Holds = append(rep.Holds, h)
-				logf("hold %-8s n=%d rss %d→%d KiB: %.1f KB per held /sync, cpu %.1f ms/s %s", t.name, n, h.BaseKB, h.HeldKB, h.PerConnB/1000, h.CPUmsPerS, h.Note)
+	// Held long-polls, plain then TLS: each target restarted fresh, warmed, then n held /sync.
+	for _, tlsOn := range []bool{false, true} {
+		for _, n := range o.holds {
+			for _, t := range ts {
+				if tlsOn && t.tls == "" {
+					continue
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				h, err := holdOne(ctx, e, t, n, tlsOn)
+				if err != nil {
+					logf("WARN %s %s %d: %v", t.name, holdName("hold", tlsOn), n, err)
+					rep.Notes = append(rep.Notes, fmt.Sprintf("%s with %d held /sync (tls %v): %v", t.name, n, tlsOn, err))
+				}
+				if h.HeldKB > 0 {
+					rep.Holds = append(rep.Holds, h)
+					logf("%s %-8s n=%d rss %d→%d KiB: %.1f KB per held /sync, cpu %.1f ms/s %s", holdName("hold", tlsOn), t.name, n, h.BaseKB, h.HeldKB, h.PerConnB/1000, h.CPUmsPerS, h.Note)
+				}
 			}
 		}
 	}
-	// Idle keep-alive connections: memory and CPU at rest.
+	// Idle keep-alive connections, plain then TLS: memory and CPU at rest.
 	if len(o.holds) > 0 {
 		n := o.holds[len(o.holds)-1]
-		for _, t := range ts {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		for _, tlsOn := range []bool{false, true} {
+			for _, t := range ts {
+				if tlsOn && t.tls == "" {
+					continue
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				h, err := idleOne(ctx, e, t, n, tlsOn)
+				if err != nil {
+					logf("WARN %s %s %d: %v", t.name, holdName("idle", tlsOn), n, err)
+					rep.Notes = append(rep.Notes, fmt.Sprintf("%s with %d idle connections (tls %v): %v", t.name, n, tlsOn, err))
+					continue
+				}
+				rep.Holds = append(rep.Holds, h)
+				logf("%s %-8s n=%d rss %d→%d KiB: %.1f KB per idle connection, cpu %.1f ms/s", holdName("idle", tlsOn), t.name, n, h.BaseKB, h.HeldKB, h.PerConnB/1000, h.CPUmsPerS)
 			}
-			h, err := idleOne(ctx, e, t, n)
-			if err != nil {
-				logf("WARN %s idle %d: %v", t.name, n, err)
-				rep.Notes = append(rep.Notes, fmt.Sprintf("%s with %d idle connections: %v", t.name, n, err))
-				continue
-			}
-			rep.Holds = append(rep.Holds, h)
-			logf("idle %-8s n=%d rss %d→%d KiB: %.1f KB per idle connection, cpu %.1f ms/s", t.name, n, h.BaseKB, h.HeldKB, h.PerConnB/1000, h.CPUmsPerS)
 		}
 	}
 	rep.Seconds = time.Since(start).Seconds()
-	b, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(o.out, "results.json"), b, 0o644); err != nil {
+	if err := writeReport(rep, o.out, os.Stdout); err != nil {
 		return err
 	}
-	md := markdown(rep)
-	if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(md), 0o644); err != nil {
-		return err
-	}
-	if err := plot(rep, filepath.Join(o.out, "plot.png")); err != nil {
-		return err
-	}
-	fmt.Println(md)
 	logf("done in %.0fs: %s/results.md, results.json, plot.png, raw.log", rep.Seconds, o.out)
 	return nil
 }
@@ -416,17 +622,22 @@ func rerender(path, out string) error {
 	return plot(&rep, filepath.Join(out, "plot.png"))
 }
 
-// holdOne restarts t, warms it, holds n /sync requests and reads the tree's RSS.
-func holdOne(ctx context.Context, e *env, t *target, n int) (holdResult, error) {
-	h := holdResult{Target: t.name, N: n, Kind: "sync"}
+// holdOne restarts t, warms it, holds n /sync requests (over TLS when tlsOn) and
+// reads the RSS of the tree serving that listener.
+func holdOne(ctx context.Context, e *env, t *target, n int, tlsOn bool) (holdResult, error) {
+	h := holdResult{Target: t.name, N: n, Kind: "sync", TLS: tlsOn}
+	addr := t.plain
+	if tlsOn {
+		addr = t.tls
+	}
 	// 28,232 ephemeral ports per destination: wait until the last run's leave room.
-	waitTimeWait(28000-n-2000, t.up, mustPort(t.plain))
+	waitTimeWait(28000-n-2000, t.up, mustPort(addr))
 	if err := e.restart(t); err != nil {
 		return h, err
 	}
-	pid := e.pid(t)
+	pid := e.pidFor(t, tlsOn)
 	h.BaseKB = treeRSS(pid)
-	conns, err := holdSyncs(ctx, t.plain, n, 60000)
+	conns, err := holdSyncs(ctx, addr, tlsOn, n, 60000)
 	if err != nil {
 		return h, fmt.Errorf("opening %d connections: %w", n, err)
 	}
@@ -461,17 +672,21 @@ func cpuPerSecond(pid int, d time.Duration) float64 {
 	return float64(treeCPUTicks(pid)-c0) * 10 / d.Seconds()
 }
 
-// idleOne restarts t, opens n keep-alive connections that each had one answered
-// request, and reads the tree's RSS and CPU while they sit idle.
-func idleOne(ctx context.Context, e *env, t *target, n int) (holdResult, error) {
-	h := holdResult{Target: t.name, N: n, Kind: "idle"}
-	waitTimeWait(28000-n-2000, t.up, mustPort(t.plain))
+// idleOne restarts t, opens n keep-alive connections (TLS when tlsOn) that each had
+// one answered request, and reads the tree's RSS and CPU while they sit idle.
+func idleOne(ctx context.Context, e *env, t *target, n int, tlsOn bool) (holdResult, error) {
+	h := holdResult{Target: t.name, N: n, Kind: "idle", TLS: tlsOn}
+	addr := t.plain
+	if tlsOn {
+		addr = t.tls
+	}
+	waitTimeWait(28000-n-2000, t.up, mustPort(addr))
 	if err := e.restart(t); err != nil {
 		return h, err
 	}
-	pid := e.pid(t)
+	pid := e.pidFor(t, tlsOn)
 	h.BaseKB = treeRSS(pid)
-	conns, err := idleConns(ctx, t.plain, n)
+	conns, err := idleConns(ctx, addr, tlsOn, n)
 	if err != nil {
 		return h, fmt.Errorf("opening %d idle connections: %w", n, err)
 	}

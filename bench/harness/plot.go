@@ -76,6 +76,8 @@ var palette = map[string]color.RGBA{
 	"haproxy": {0x1f, 0x4e, 0x9c, 0xff},
 	"caddy":   {0xe0, 0x8a, 0x00, 0xff},
 	"mxedge":  {0xc0, 0x1f, 0x3a, 0xff},
+	// mxedge-base: the same hue, lighter (before/after runs).
+	"mxedge-base": {0xe8, 0x8a, 0x9a, 0xff},
 }
 
 type bar struct {
@@ -89,59 +91,70 @@ type panel struct {
 	bars  []bar
 }
 
-// plot writes a PNG of requests/s (small GET, PUT, TLS, well-known) and memory per
-// held /sync connection by target.
+// plot writes a PNG of the proxies' CPU time per request by scenario and target (the
+// main layout), GET requests/s in each layout, and memory per held /sync and per idle
+// connection, plain and TLS.
 func plot(rep *report, path string) error {
-	c := cells(rep)
 	var panels []panel
-	for _, s := range []struct{ key, title string }{
-		{"get", "GET /versions req/s (plain)"}, {"get-tls", "GET /versions req/s (TLS)"},
-		{"put", "PUT send req/s (plain)"}, {"wellknown", "well-known req/s (local)"},
-	} {
-		p := panel{title: s.title, unit: "/s"}
-		for _, t := range rep.Targets {
-			if x, ok := c[t+"/"+s.key]; ok {
-				p.bars = append(p.bars, bar{t, x.rps})
+	lays := reportLayouts(rep)
+	if len(lays) > 0 {
+		main := lays[0].name()
+		c := cells(rep, main, false)
+		if len(c) == 0 {
+			c = cells(rep, main, true)
+		}
+		for _, s := range scenarios {
+			p := panel{title: fmt.Sprintf("CPU us per request: %s (%s)", s.name, main), unit: " us"}
+			for _, t := range rep.Targets {
+				if x, ok := c[t+"/"+s.name]; ok && x.cpu > 0 {
+					p.bars = append(p.bars, bar{t, x.cpu})
+				}
+			}
+			if len(p.bars) > 0 {
+				panels = append(panels, p)
 			}
 		}
-		panels = append(panels, p)
-	}
-	cpuPanel := panel{title: "proxy CPU us per GET (lower = better)", unit: " us"}
-	for _, t := range rep.Targets {
-		if x, ok := c[t+"/get"]; ok && x.cpu > 0 {
-			cpuPanel.bars = append(cpuPanel.bars, bar{t, x.cpu})
+		for _, l := range lays {
+			c := cells(rep, l.name(), false)
+			if len(c) == 0 {
+				c = cells(rep, l.name(), true)
+			}
+			p := panel{title: fmt.Sprintf("GET req/s (plain, %s layout)", l.name()), unit: "/s"}
+			for _, t := range rep.Targets {
+				if x, ok := c[t+"/get"]; ok {
+					p.bars = append(p.bars, bar{t, x.rps})
+				}
+			}
+			if len(p.bars) > 0 {
+				panels = append(panels, p)
+			}
 		}
 	}
-	panels = append(panels, cpuPanel)
-	maxN := 0
-	for _, h := range rep.Holds {
-		if kind(h) == "sync" && h.N > maxN {
-			maxN = h.N
-		}
-	}
-	for _, n := range []int{2000, maxN} {
-		p := panel{title: fmt.Sprintf("KB per held /sync (N=%d)", n), unit: " KB"}
+	for _, k := range []struct{ kind, title string }{
+		{"sync", "KB per held /sync, plain"}, {"sync-tls", "KB per held /sync, TLS"},
+		{"idle", "KB per idle keep-alive, plain"}, {"idle-tls", "KB per idle keep-alive, TLS"},
+	} {
+		maxN := 0
 		for _, h := range rep.Holds {
-			if h.N == n && kind(h) == "sync" {
+			if kind(h) == k.kind && h.N > maxN {
+				maxN = h.N
+			}
+		}
+		p := panel{title: fmt.Sprintf("%s (N=%d)", k.title, maxN), unit: " KB"}
+		for _, h := range rep.Holds {
+			if kind(h) == k.kind && h.N == maxN {
 				p.bars = append(p.bars, bar{h.Target, h.PerConnB / 1000})
 			}
 		}
-		panels = append(panels, p)
-		if maxN == 2000 {
-			break
+		if len(p.bars) > 0 {
+			panels = append(panels, p)
 		}
 	}
-	idle := panel{title: "KB per idle keep-alive connection", unit: " KB"}
-	for _, h := range rep.Holds {
-		if kind(h) == "idle" {
-			idle.title = fmt.Sprintf("KB per idle keep-alive conn (N=%d)", h.N)
-			idle.bars = append(idle.bars, bar{h.Target, h.PerConnB / 1000})
-		}
+	const w, pw, scale = 1240, 600, 2
+	ph := 230
+	for _, p := range panels {
+		ph = max(ph, 28+len(p.bars)*30+20)
 	}
-	if len(idle.bars) > 0 {
-		panels = append(panels, idle)
-	}
-	const w, pw, ph, scale = 1240, 600, 230, 2
 	rows := (len(panels) + 1) / 2
 	img := canvas{image.NewRGBA(image.Rect(0, 0, w, rows*ph+50))}
 	img.rect(0, 0, w, rows*ph+50, color.White)
@@ -157,7 +170,7 @@ func plot(rep *report, path string) error {
 				max = b.value
 			}
 		}
-		const labelW, barH, gap = 110, 22, 8
+		const labelW, barH, gap = 150, 22, 8
 		for j, b := range p.bars {
 			y := y0 + 28 + j*(barH+gap)
 			img.text(x0, y+4, scale, b.label, black)

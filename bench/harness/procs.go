@@ -32,7 +32,11 @@ func startProc(name, cpu, logPath string, env []string, argv ...string) (*proc, 
 	args := append([]string{"-c", cpu}, argv...)
 	cmd := exec.Command("taskset", args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = append(os.Environ(), env...)
+	// Every process is pinned to one core. Go programs (the upstream, goproxy, Caddy,
+	// mxedge) get GOMAXPROCS=1 said explicitly, as nginx gets one worker: it is what the
+	// runtime derives from the affinity mask anyway, and fixed so that the runtime never
+	// revises it when the harness moves the upstream between cores.
+	cmd.Env = append(append(os.Environ(), "GOMAXPROCS=1"), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
@@ -195,10 +199,19 @@ func (s *rssSampler) stop() int64 {
 	return s.peak
 }
 
-// treeCPUTicks is the user+system CPU time of pid and its descendants, in clock ticks
-// (USER_HZ, 100 per second on Linux).
-func treeCPUTicks(pid int) int64 {
-	var t int64
+// cpuTicks is a process tree's CPU time in clock ticks (USER_HZ, 100 per second on
+// Linux): user and system separately, summed over pid and every descendant (nginx's and
+// HAProxy's workers), each read from /proc/PID/stat (utime and stime cover all the
+// process's threads).
+type cpuTicks struct{ user, sys int64 }
+
+func (c cpuTicks) total() int64 { return c.user + c.sys }
+
+func (c cpuTicks) sub(o cpuTicks) cpuTicks { return cpuTicks{c.user - o.user, c.sys - o.sys} }
+
+// treeCPU reads pid's tree's CPU time now.
+func treeCPU(pid int) cpuTicks {
+	var t cpuTicks
 	for _, k := range append([]int{pid}, descendants(pid)...) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", k))
 		if err != nil {
@@ -213,10 +226,38 @@ func treeCPUTicks(pid int) int64 {
 		if len(f) > 12 {
 			u, _ := strconv.ParseInt(f[11], 10, 64)
 			s, _ := strconv.ParseInt(f[12], 10, 64)
-			t += u + s
+			t.user += u
+			t.sys += s
 		}
 	}
 	return t
+}
+
+// treeCPUTicks is the user+system CPU time of pid and its descendants, in ticks.
+func treeCPUTicks(pid int) int64 { return treeCPU(pid).total() }
+
+// tickUS is one clock tick in µs.
+const tickUS = 1e4
+
+// setAffinity moves every thread of pid to cpu (taskset -a -p): the layout switch
+// for a running process (Go programs here run with GOMAXPROCS=1 either way).
+func setAffinity(pid int, cpu string) error {
+	out, err := exec.Command("taskset", "-a", "-p", "-c", cpu, strconv.Itoa(pid)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("taskset -a -p -c %s %d: %v: %s", cpu, pid, err, out)
+	}
+	return nil
+}
+
+// affinity reads the CPU list pid may run on (Cpus_allowed_list of /proc/PID/status).
+func affinity(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // timeWait counts TIME_WAIT sockets towards port on loopback (from /proc/net/tcp).

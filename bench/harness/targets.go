@@ -20,8 +20,38 @@ import (
 const (
 	portUpstream = 18001
 	cpuProxy     = "0" // every proxy runs pinned here
-	cpuLoad      = "1" // wrk, h2load, the upstream and this harness run here
+	cpuLoad      = "1" // wrk, h2load and this harness run here
 )
+
+// layout says where the upstream runs; the proxies are always on cpuProxy and the load
+// generator on cpuLoad.
+type layout struct {
+	Name     string `json:"name"`
+	Proxy    string `json:"proxy_cpu"`
+	Upstream string `json:"upstream_cpu"`
+	Load     string `json:"load_cpu"`
+	About    string `json:"about"`
+}
+
+// name is the layout's name ("split" for the zero layout, the one before issue 13).
+func (l layout) name() string {
+	if l.Name == "" {
+		return "split"
+	}
+	return l.Name
+}
+
+var layouts = map[string]layout{
+	// A proxy in front of a homeserver on the same host, as deployed: the load
+	// generator alone on the other core, so that the measured core is the one the
+	// proxy and the upstream share, and a proxy's CPU per request shows in req/s.
+	"sidecar": {Name: "sidecar", Proxy: cpuProxy, Upstream: cpuProxy, Load: cpuLoad,
+		About: "proxy and upstream share CPU " + cpuProxy + "; wrk/h2load alone on CPU " + cpuLoad},
+	// The proxy alone on its core, the upstream beside the load generator: CPU 1 is
+	// the bottleneck for the faster proxies, which then all look close to nginx.
+	"split": {Name: "split", Proxy: cpuProxy, Upstream: cpuLoad, Load: cpuLoad,
+		About: "proxy alone on CPU " + cpuProxy + "; upstream and wrk/h2load share CPU " + cpuLoad},
+}
 
 const wellKnownBody = `{"m.homeserver":{"base_url":"https://bench.local/"}}`
 
@@ -47,6 +77,14 @@ type target struct {
 	extra   *proc // mxedge's TLS instance
 }
 
+// procFor is the process that serves t's plain or TLS listener (nil for direct).
+func (t *target) procFor(tlsOn bool) *proc {
+	if tlsOn && t.extra != nil {
+		return t.extra
+	}
+	return t.proc
+}
+
 // url is the address of path on t. TLS URLs name localhost (127.0.0.1 in /etc/hosts,
 // a name of the harness's certificate) because wrk's OpenSSL sends the URL's host as
 // SNI even when it is an IP literal (RFC 6066 forbids that), and a server may refuse a
@@ -60,21 +98,43 @@ func (t *target) url(tlsOn bool, path string) string {
 
 // env is what every target needs from the harness.
 type env struct {
-	root     string // temp root
-	bin      string // bench/bin with upstream, goproxy
-	mxedge   string // path to bin/mxedge, "" if not measured
-	cert     string
-	key      string
-	combined string
-	upstream *proc
+	root   string // temp root
+	bin    string // bench/bin with upstream, goproxy
+	mxedge string // path to bin/mxedge, "" if not measured
+	// mxedgeBase is a second mxedge binary measured as target mxedge-base, "" if none.
+	mxedgeBase string
+	cert       string
+	key        string
+	combined   string
+	upstream   *proc
+	lay        layout // the current layout
+}
+
+// setLayout moves the running upstream to l's core (the proxies never move).
+func (e *env) setLayout(l layout) error {
+	e.lay = l
+	if e.upstream == nil || e.upstream.exited() {
+		return nil
+	}
+	if err := setAffinity(e.upstream.pid(), l.Upstream); err != nil {
+		return err
+	}
+	if got := affinity(e.upstream.pid()); got != l.Upstream {
+		return fmt.Errorf("upstream runs on CPUs %q after the move, want %q", got, l.Upstream)
+	}
+	return nil
 }
 
 func (e *env) startUpstream() error {
 	var ls []string
-	for p := portUpstream; p <= portUpstream+6; p++ {
+	for p := portUpstream; p <= portUpstream+7; p++ {
 		ls = append(ls, fmt.Sprintf("127.0.0.1:%d", p))
 	}
-	p, err := startProc("upstream", cpuLoad, filepath.Join(e.root, "upstream.log"), nil,
+	cpu := e.lay.Upstream
+	if cpu == "" {
+		cpu = cpuLoad
+	}
+	p, err := startProc("upstream", cpu, filepath.Join(e.root, "upstream.log"), nil,
 		filepath.Join(e.bin, "upstream"), "-listen", strings.Join(ls, ","))
 	if err != nil {
 		return err
@@ -109,6 +169,13 @@ func (e *env) targets(names []string) ([]*target, error) {
 			version: "caddy " + output("caddy", "version")},
 		{name: "mxedge", up: portUpstream + 6, plain: "127.0.0.1:18050", tls: "127.0.0.1:18051", h2: true, start: e.startMxedge,
 			version: output(e.mxedgeOrTrue(), "version")},
+	}
+	// A second mxedge binary (-mxedge-base, e.g. the commit before a change), measured
+	// interleaved with the first: a before/after comparison that the machine's drift
+	// touches far less than two runs minutes apart.
+	if e.mxedgeBase != "" {
+		all = append(all, &target{name: "mxedge-base", up: portUpstream + 7, plain: "127.0.0.1:18060", tls: "127.0.0.1:18061", h2: true,
+			start: e.startMxedge, version: output(e.mxedgeBase, "version") + " at " + e.mxedgeBase})
 	}
 	want := map[string]bool{}
 	for _, n := range names {
@@ -174,9 +241,12 @@ func (e *env) stopTarget(t *target) {
 }
 
 // pid is the process whose tree is measured: the proxy, or the upstream for direct.
-func (e *env) pid(t *target) int {
-	if t.proc != nil {
-		return t.proc.pid()
+func (e *env) pid(t *target) int { return e.pidFor(t, false) }
+
+// pidFor is the process serving t's plain or TLS listener (mxedge runs one of each).
+func (e *env) pidFor(t *target, tlsOn bool) int {
+	if p := t.procFor(tlsOn); p != nil {
+		return p.pid()
 	}
 	return e.upstream.pid()
 }
@@ -423,6 +493,12 @@ https://:%[7]s {
 // one measured, and one with tls.mode files on t.tls (with TLS on, mxedge's plain
 // listener only redirects, so one process cannot serve both for the benchmark).
 func (e *env) startMxedge(t *target) (*proc, error) {
+	bin := e.mxedge
+	if t.name == "mxedge-base" {
+		bin = e.mxedgeBase
+	}
+	// Its other listeners follow the plain port: ops +2; with TLS, the redirect +3, ops +4.
+	base := mustPort(t.plain)
 	common := fmt.Sprintf(`# generated by bench/harness
 server_name: bench.local
 upstream: http://127.0.0.1:%[1]d
@@ -440,20 +516,20 @@ rate_limits:
 `, t.up)
 	plain := common + fmt.Sprintf(`listen:
   http: "%s"
-  ops: "127.0.0.1:18052"
-`, t.plain)
+  ops: "127.0.0.1:%d"
+`, t.plain, base+2)
 	withTLS := common + fmt.Sprintf(`listen:
-  http: "127.0.0.1:18053"
-  https: "%s"
-  ops: "127.0.0.1:18054"
+  http: "127.0.0.1:%[5]d"
+  https: "%[1]s"
+  ops: "127.0.0.1:%[6]d"
 tls:
   mode: files
   domains: [bench.local, localhost]
-  cert_file: %s
-  key_file: %s
-  storage: %s/storage
+  cert_file: %[2]s
+  key_file: %[3]s
+  storage: %[4]s/storage
   hsts: 0
-`, t.tls, e.cert, e.key, t.dir)
+`, t.tls, e.cert, e.key, t.dir, base+3, base+4)
 	cf := filepath.Join(t.dir, "mxedge.yaml")
 	ct := filepath.Join(t.dir, "mxedge-tls.yaml")
 	if err := write(cf, plain); err != nil {
@@ -463,11 +539,11 @@ tls:
 		return nil, err
 	}
 	if t.tls != "" {
-		p, err := startProc(t.name+"-tls", cpuProxy, filepath.Join(t.dir, "log-tls"), nil, e.mxedge, "run", "--config", ct)
+		p, err := startProc(t.name+"-tls", cpuProxy, filepath.Join(t.dir, "log-tls"), nil, bin, "run", "--config", ct)
 		if err != nil {
 			return nil, err
 		}
 		t.extra = p
 	}
-	return startProc(t.name, cpuProxy, filepath.Join(t.dir, "log"), nil, e.mxedge, "run", "--config", cf)
+	return startProc(t.name, cpuProxy, filepath.Join(t.dir, "log"), nil, bin, "run", "--config", cf)
 }
