@@ -50,8 +50,7 @@ func (f *forwarder) forward(w *responseWriter, r *http.Request, rq *request) out
 	// A member that could not be connected to got nothing of the request:
 	// try the pool's next choice (the failure has ejected this one), at
 	// most once per member.
-	var ce *h1.ConnectError
-	for tries := 1; err != nil && tries < len(pool.Members()) && errors.As(err, &ce) && r.Context().Err() == nil; tries++ {
+	for tries := 1; err != nil && tries < len(pool.Members()) && isConnectError(err) && r.Context().Err() == nil; tries++ {
 		pool.Release(m, err)
 		if m, err = pick(r, rq, pool); err != nil {
 			out.upstream = time.Since(rq.start)
@@ -73,8 +72,7 @@ func (f *forwarder) forward(w *responseWriter, r *http.Request, rq *request) out
 		err = res.WriteBody(w)
 	}
 	res.Close()
-	var we *h1.WriteError
-	if errors.As(err, &we) {
+	if err != nil && isWriteError(err) {
 		pool.Release(m, nil) // the client's fault, not the member's
 		out.fail = failClient
 	} else {
@@ -271,4 +269,16 @@ func upstreamFailed(w *responseWriter, r *http.Request, rq *request, err error, 
 	}
 	writeError(w, http.StatusBadGateway, errUnknown, "Upstream unavailable")
 	return out
+}
+
+// isConnectError and isWriteError test err's kind; their targets escape to
+// the heap, so they are called only on failure (no allocation per request).
+func isConnectError(err error) bool {
+	var ce *h1.ConnectError
+	return errors.As(err, &ce)
+}
+
+func isWriteError(err error) bool {
+	var we *h1.WriteError
+	return errors.As(err, &we)
 }
