@@ -116,29 +116,40 @@ func TestRoundRobin(t *testing.T) {
 func TestLeastConn(t *testing.T) {
 	a, b := newEcho(t, "a"), newEcho(t, "b")
 	a.hold = make(chan struct{})
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(a.hold) }) }) // before the servers close
 	s := NewSet(spec(t, "upstreams: {homeserver: {members: "+members(a, b)+", balance: least_conn}}\n"), Options{}, nil)
 	defer s.CloseUnused(nil)
 	p := s.Pool("homeserver")
-	// Hold requests on whichever member gets them until a holds 3.
+	// send starts one request and reports where it went: "a" once a holds
+	// it, or b's answer.
 	var wg sync.WaitGroup
-	for range 3 {
+	send := func() string {
+		before := a.hits.Load()
+		answer := make(chan string, 1)
 		wg.Add(1)
-		go func() { defer wg.Done(); call(t, p) }()
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for a.hits.Load() < 1 || a.hits.Load()+b.hits.Load() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("hits a=%d b=%d", a.hits.Load(), b.hits.Load())
+		go func() { defer wg.Done(); name, _ := call(t, p); answer <- name }()
+		for {
+			select {
+			case name := <-answer:
+				return name
+			case <-time.After(time.Millisecond):
+				if a.hits.Load() != before {
+					return "a"
+				}
+			}
 		}
-		time.Sleep(time.Millisecond)
 	}
-	// a holds its requests: every new one goes to b, the least busy.
+	// Until a holds a request (b answers the others at once).
+	for send() != "a" {
+	}
+	// a holds one: every new one goes to b, the least busy.
 	for range 5 {
-		if name, _ := call(t, p); name != "b" {
-			t.Errorf("least_conn picked %q while a holds requests", name)
+		if name := send(); name != "b" {
+			t.Errorf("least_conn picked %q while a holds a request", name)
 		}
 	}
-	close(a.hold)
+	release.Do(func() { close(a.hold) })
 	wg.Wait()
 }
 
@@ -156,7 +167,7 @@ func TestQueue(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); _, err := call(t, p); results <- err }()
 	}
-	for a.hits.Load() < 2 {
+	for a.hits.Load() < 1 {
 		time.Sleep(time.Millisecond)
 	}
 	// One may wait; a second waiting one finds the queue full.
