@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 const okReply = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"
@@ -38,7 +40,7 @@ func TestUnsolicitedBytesNeverReachTheNextClient(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			firstDone := make(chan struct{})
 			laterSent := make(chan struct{})
-			u := newScripted(t, nil, func(n int, _ *http.Request, c net.Conn) bool {
+			u := testkit.NewRawUpstream(t, nil, func(n int, _ *http.Request, c net.Conn) bool {
 				if n > 1 {
 					io.WriteString(c, okReply)
 					return false
@@ -65,7 +67,7 @@ func TestUnsolicitedBytesNeverReachTheNextClient(t *testing.T) {
 			if r.err != nil || r.body != "second" {
 				t.Fatalf("second client got %d %q %v, want its own answer \"second\"", r.status, r.body, r.err)
 			}
-			if got := u.accepts.Load(); got != 2 {
+			if got := u.Accepts(); got != 2 {
 				t.Errorf("upstream accepted %d connections, want 2 (the tainted one dropped)", got)
 			}
 		})
@@ -81,7 +83,7 @@ func TestUnsolicitedBytesOverTLS(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			firstDone := make(chan struct{})
 			laterSent := make(chan struct{})
-			u := newScripted(t, serverTLS, func(n int, _ *http.Request, c net.Conn) bool {
+			u := testkit.NewRawUpstream(t, serverTLS, func(n int, _ *http.Request, c net.Conn) bool {
 				switch {
 				case n > 1:
 					io.WriteString(c, okReply)
@@ -114,7 +116,7 @@ func TestUnsolicitedBytesOverTLS(t *testing.T) {
 			if r := do(t, p, "GET", "/second", ""); r.err != nil || r.body != "second" {
 				t.Fatalf("second client got %d %q %v, want its own answer", r.status, r.body, r.err)
 			}
-			if got := u.accepts.Load(); got != 2 {
+			if got := u.Accepts(); got != 2 {
 				t.Errorf("upstream accepted %d connections, want 2", got)
 			}
 		})
@@ -133,7 +135,7 @@ func TestClosedPooledConnectionIsNotA502(t *testing.T) {
 				srv, cli = nil, nil
 			}
 			idle := make(chan struct{})
-			u := newScripted(t, srv, func(n int, _ *http.Request, c net.Conn) bool {
+			u := testkit.NewRawUpstream(t, srv, func(n int, _ *http.Request, c net.Conn) bool {
 				io.WriteString(c, okReply)
 				if n == 1 {
 					<-idle
@@ -146,13 +148,13 @@ func TestClosedPooledConnectionIsNotA502(t *testing.T) {
 				t.Fatalf("first: %v", r.err)
 			}
 			close(idle)
-			<-u.closed
+			<-u.Closed
 			waitIdleDead(t, p)
 			r := do(t, p, "POST", "/_matrix/client/v3/createRoom", "{}")
 			if r.err != nil || r.status != 200 {
 				t.Fatalf("POST after the upstream closed the idle connection: %d %v, want 200 over a new connection", r.status, r.err)
 			}
-			if got := u.accepts.Load(); got != 2 {
+			if got := u.Accepts(); got != 2 {
 				t.Errorf("upstream accepted %d connections, want 2", got)
 			}
 		})
@@ -176,7 +178,7 @@ func TestRetryAfterCrossedClose(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {
-			u := newScripted(t, nil, func(n int, req *http.Request, c net.Conn) bool {
+			u := testkit.NewRawUpstream(t, nil, func(n int, req *http.Request, c net.Conn) bool {
 				if n == 2 {
 					return true // read the request, close without a byte
 				}
@@ -192,7 +194,7 @@ func TestRetryAfterCrossedClose(t *testing.T) {
 				if r.err != nil || r.status != 200 {
 					t.Fatalf("%s: %d %v, want it sent again on a fresh connection", tt.method, r.status, r.err)
 				}
-				if got := u.accepts.Load(); got != 2 {
+				if got := u.Accepts(); got != 2 {
 					t.Errorf("accepts %d, want 2", got)
 				}
 				return
@@ -212,7 +214,7 @@ func TestRetryAfterCrossedClose(t *testing.T) {
 // forever.
 func TestInterimResponsesCapped(t *testing.T) {
 	var sent atomic.Int64
-	u := newScripted(t, nil, func(_ int, _ *http.Request, c net.Conn) bool {
+	u := testkit.NewRawUpstream(t, nil, func(_ int, _ *http.Request, c net.Conn) bool {
 		for {
 			n, err := io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
 			sent.Add(int64(n))
@@ -236,7 +238,7 @@ func TestInterimResponsesCapped(t *testing.T) {
 		}
 	}
 	// And a big interim head counts toward the byte cap.
-	big := newScripted(t, nil, func(_ int, _ *http.Request, c net.Conn) bool {
+	big := testkit.NewRawUpstream(t, nil, func(_ int, _ *http.Request, c net.Conn) bool {
 		for i := 0; i < 3; i++ {
 			io.WriteString(c, "HTTP/1.1 100 Continue\r\nX: "+strings.Repeat("a", 30<<10)+"\r\n\r\n")
 		}
@@ -250,14 +252,14 @@ func TestInterimResponsesCapped(t *testing.T) {
 }
 
 func TestInterimResponsesSkipped(t *testing.T) {
-	u := newScripted(t, nil, answers("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"+okReply))
+	u := testkit.NewRawUpstream(t, nil, answers("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"+okReply))
 	if r := do(t, poolTo(t, u, nil), "GET", "/", ""); r.err != nil || r.body != "second" || r.header.Get("Link") != "" {
 		t.Fatalf("%d %q %v %v", r.status, r.body, r.header, r.err)
 	}
 }
 
 func TestUnaskedSwitchRefused(t *testing.T) {
-	u := newScripted(t, nil, answers("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+	u := testkit.NewRawUpstream(t, nil, answers("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
 	if r := do(t, poolTo(t, u, nil), "GET", "/", ""); !errors.Is(r.err, ErrSwitch) {
 		t.Fatalf("got %d %v, want ErrSwitch", r.status, r.err)
 	}
@@ -279,7 +281,7 @@ func TestChunkedFramingRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newScripted(t, nil, answers("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+tt.body))
+			u := testkit.NewRawUpstream(t, nil, answers("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+tt.body))
 			r := do(t, poolTo(t, u, nil), "GET", "/", "")
 			if !errors.Is(r.err, tt.want) {
 				t.Fatalf("got %d %q %v, want %v", r.status, r.body, r.err, tt.want)
@@ -287,7 +289,7 @@ func TestChunkedFramingRefused(t *testing.T) {
 		})
 	}
 	// Accepted like net/http: trailing white space after the size, extensions, trailers.
-	u := newScripted(t, nil, answers("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 \t\r\nok\r\n1;a=b\r\n!\r\n0\r\nX-T: 1\r\n\r\n"))
+	u := testkit.NewRawUpstream(t, nil, answers("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 \t\r\nok\r\n1;a=b\r\n!\r\n0\r\nX-T: 1\r\n\r\n"))
 	if r := do(t, poolTo(t, u, nil), "GET", "/", ""); r.err != nil || r.body != "ok!" {
 		t.Fatalf("got %q %v", r.body, r.err)
 	}

@@ -1,20 +1,19 @@
 package h1
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 // The invariant of a pooled HTTP/1.1 client: each client receives its own
@@ -46,60 +45,18 @@ func checkOwnAnswer(t *testing.T, scripts [3][]byte) {
 	var nb [4]byte
 	rand.Read(nb[:])
 	nonce := "<" + hex.EncodeToString(nb[:]) // a tag is nonce + 4 digits + ">": 14 bytes
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var served atomic.Int64
-	var wg sync.WaitGroup
-	var cmu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			cmu.Lock()
-			conns = append(conns, c)
-			cmu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					tag := nonce + strings.TrimPrefix(req.URL.Path, "/t/") + ">"
-					s := scripts[(served.Add(1)-1)%3]
-					closeAfter := len(s) > 0 && s[0] == '!'
-					if closeAfter {
-						s = s[1:]
-					}
-					if _, err := c.Write(bytes.ReplaceAll(s, []byte("@@"), []byte(tag))); err != nil || closeAfter {
-						return
-					}
-				}
-			}()
+	u := testkit.NewRawUpstream(t, nil, func(n int, req *http.Request, c net.Conn) bool {
+		tag := nonce + strings.TrimPrefix(req.URL.Path, "/t/") + ">"
+		s := scripts[(n-1)%3]
+		closeAfter := len(s) > 0 && s[0] == '!'
+		if closeAfter {
+			s = s[1:]
 		}
-	}()
-	p := NewPool(PoolOptions{Network: "tcp", Addr: ln.Addr().String()})
-	defer func() {
-		p.Close()
-		ln.Close()
-		cmu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		cmu.Unlock()
-		wg.Wait()
-	}()
+		_, err := c.Write(bytes.ReplaceAll(s, []byte("@@"), []byte(tag)))
+		return err != nil || closeAfter
+	})
+	p := NewPool(PoolOptions{Network: "tcp", Addr: u.Addr()})
+	defer p.Close()
 	var cw sync.WaitGroup
 	for g := range 3 {
 		cw.Add(1)

@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -11,82 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mxedge/mxedge/testkit"
 )
-
-// scripted is an upstream speaking raw bytes: for every request it reads,
-// answer writes what it wants to the connection (it may write in several
-// parts and wait in between) and says whether to close afterwards.
-type scripted struct {
-	ln      net.Listener
-	accepts atomic.Int64
-	closed  chan struct{} // one value per connection the upstream closed
-	mu      sync.Mutex
-	heads   []string
-	answer  func(n int, req *http.Request, c net.Conn) (closeAfter bool)
-	wg      sync.WaitGroup
-}
-
-func newScripted(t testing.TB, tlsConf *tls.Config, answer func(n int, req *http.Request, c net.Conn) bool) *scripted {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tlsConf != nil {
-		ln = tls.NewListener(ln, tlsConf)
-	}
-	u := &scripted{ln: ln, answer: answer, closed: make(chan struct{}, 64)}
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u.accepts.Add(1)
-			u.wg.Add(1)
-			go func() {
-				defer u.wg.Done()
-				u.serveConn(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); u.wg.Wait() })
-	return u
-}
-
-func (u *scripted) serveConn(c net.Conn) {
-	defer func() {
-		c.Close()
-		u.closed <- struct{}{}
-	}()
-	var head bytes.Buffer
-	br := bufio.NewReader(io.TeeReader(c, &head))
-	for {
-		head.Reset()
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		raw := head.String()
-		if i := strings.Index(raw, "\r\n\r\n"); i >= 0 {
-			raw = raw[:i+4]
-		}
-		io.Copy(io.Discard, req.Body)
-		u.mu.Lock()
-		u.heads = append(u.heads, raw)
-		n := len(u.heads)
-		u.mu.Unlock()
-		if u.answer(n, req, c) {
-			return
-		}
-	}
-}
 
 // answers is an answer func writing a fixed reply to each request (the last
 // one repeats).
@@ -97,9 +25,9 @@ func answers(replies ...string) func(int, *http.Request, net.Conn) bool {
 	}
 }
 
-func poolTo(t testing.TB, u *scripted, tlsConf *tls.Config) *Pool {
+func poolTo(t testing.TB, u *testkit.RawUpstream, tlsConf *tls.Config) *Pool {
 	t.Helper()
-	p := NewPool(PoolOptions{Network: "tcp", Addr: u.ln.Addr().String(), TLS: tlsConf})
+	p := NewPool(PoolOptions{Network: "tcp", Addr: u.Addr(), TLS: tlsConf})
 	t.Cleanup(p.Close)
 	return p
 }

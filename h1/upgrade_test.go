@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
 func TestUpgrade(t *testing.T) {
-	u := newScripted(t, nil, func(_ int, req *http.Request, c net.Conn) bool {
+	u := testkit.NewRawUpstream(t, nil, func(_ int, req *http.Request, c net.Conn) bool {
 		if req.Header.Get("Upgrade") != "websocket" || !strings.EqualFold(req.Header.Get("Connection"), "Upgrade") || req.Header.Get("Sec-Websocket-Key") != "k" {
 			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
 			return false
@@ -71,7 +73,7 @@ func TestUpgradeRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u := newScripted(t, nil, answers(tt.reply))
+			u := testkit.NewRawUpstream(t, nil, answers(tt.reply))
 			r := exchange(context.Background(), poolTo(t, u, nil), &Request{Method: "GET", Path: "/", Host: "h", Header: http.Header{}, Upgrade: tt.upgrade})
 			if !errors.Is(r.err, tt.want) || r.status != tt.status {
 				t.Errorf("got %d %v, want %d %v", r.status, r.err, tt.status, tt.want)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/mxedge/mxedge/config"
-	"github.com/mxedge/mxedge/ratelimit"
 	"github.com/mxedge/mxedge/testkit"
 )
 
@@ -298,17 +297,7 @@ func TestDeploymentCompatLoginLimited(t *testing.T) {
 	d := newDeployment(t, "")
 	yaml := fmt.Sprintf(deploymentYAML, d.pools["homeserver"].URL, d.pools["mas"].URL, d.pools["lk-jwt"].URL, d.pools["sfu"].URL, d.pools["element"].URL, d.pools["admin-ui"].URL, "")
 	yaml = strings.Replace(yaml, "rate_limits: {enabled: false}", "rate_limits: {exempt: {addresses: []}, rc_login: {address: {per_second: 0.001, burst_count: 2}}, mas_address: {per_second: 0.001, burst_count: 3}}", 1)
-	cfg := loadFullConfig(t, yaml)
-	limiter, err := ratelimit.New(cfg.RateLimits, ratelimit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { limiter.Close() })
-	srv, err := New(cfg, Options{Logger: discardLogger(), Limiter: limiter})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newLimitedServer(t, loadFullConfig(t, yaml))
 	front := httptest.NewServer(srv.Handler(ListenerClient, true))
 	t.Cleanup(front.Close)
 	d.front = front

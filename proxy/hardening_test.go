@@ -17,8 +17,38 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/mxedge/mxedge/config"
 	"github.com/mxedge/mxedge/ratelimit"
+	"github.com/mxedge/mxedge/testkit"
 )
+
+// newH2Front serves srv's client listener over TLS with HTTP/2 on; it
+// returns the address. The front is closed in t's Cleanup.
+func newH2Front(t testing.TB, srv *Server) string {
+	t.Helper()
+	front := httptest.NewUnstartedServer(srv.Handler(ListenerClient, true))
+	front.EnableHTTP2 = true
+	front.StartTLS()
+	t.Cleanup(front.Close)
+	return front.Listener.Addr().String()
+}
+
+// newLimitedServer is mxedge's request path for cfg with a limiter over
+// cfg's rate limits; both are closed in t's Cleanup.
+func newLimitedServer(t testing.TB, cfg *config.Config) *Server {
+	t.Helper()
+	limiter, err := ratelimit.New(cfg.RateLimits, ratelimit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { limiter.Close() })
+	srv, err := New(cfg, Options{Logger: discardLogger(), Limiter: limiter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
 
 // h2Request sends one request over HTTP/2 with the pseudo-headers exactly as
 // given (Go's client would refuse these) and returns the status.
@@ -94,11 +124,7 @@ func TestHTTP2MethodAndPathChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	front := httptest.NewUnstartedServer(srv.Handler(ListenerClient, true))
-	front.EnableHTTP2 = true
-	front.StartTLS()
-	t.Cleanup(front.Close)
-	addr := front.Listener.Addr().String()
+	addr := newH2Front(t, srv)
 	tests := []struct{ method, path string }{
 		{"POST ", "/_matrix/client/v3/login"},
 		{"POST\t", "/_matrix/client/v3/login"},
@@ -127,21 +153,7 @@ func TestHTTP2MethodAndPathChecked(t *testing.T) {
 func TestHTTP2LoginLimited(t *testing.T) {
 	hs := newLenientUpstream(t)
 	cfg := loadConfig(t, hs.url, "rate_limits: {exempt: {addresses: []}, rc_login: {address: {per_second: 0.001, burst_count: 1}}}\n")
-	limiter, err := ratelimit.New(cfg.RateLimits, ratelimit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { limiter.Close() })
-	srv, err := New(cfg, Options{Logger: discardLogger(), Limiter: limiter})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	front := httptest.NewUnstartedServer(srv.Handler(ListenerClient, true))
-	front.EnableHTTP2 = true
-	front.StartTLS()
-	t.Cleanup(front.Close)
-	addr := front.Listener.Addr().String()
+	addr := newH2Front(t, newLimitedServer(t, cfg))
 	got := []int{}
 	for _, m := range []string{"POST", "POST ", "POST"} {
 		got = append(got, h2Request(t, addr, m, "/_matrix/client/v3/login"))
@@ -309,28 +321,25 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Disca
 // Through the whole request path: an upstream answers a HEAD with a body in a
 // later segment; the next client must get its own answer, never those bytes.
 func TestUnsolicitedBytesThroughTheEdge(t *testing.T) {
-	sent := make(chan struct{})
 	headDone := make(chan struct{})
-	up := newRawUpstream(t, func(n int, req *http.Request) (string, bool) {
-		if n == 1 {
-			go func() { <-headDone; close(sent) }()
-			return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false
+	laterSent := make(chan struct{})
+	up := testkit.NewRawUpstream(t, nil, func(n int, _ *http.Request, c net.Conn) bool {
+		if n > 1 {
+			io.WriteString(c, okAnswer)
+			return false
 		}
-		return okAnswer, false
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+		<-headDone
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTALE")
+		close(laterSent)
+		return false
 	})
-	up.later = func(n int) string {
-		if n != 1 {
-			return ""
-		}
-		<-sent
-		return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTALE"
-	}
-	front, _ := newEdgeTo(t, "http://"+up.ln.Addr().String(), "")
+	front, _ := newEdgeTo(t, up.URL(), "")
 	if status, _, _, err := fetch(t, front, "HEAD", "/_matrix/client/v1/media/download/a/b"); err != nil || status != 200 {
 		t.Fatalf("HEAD: %d %v", status, err)
 	}
 	close(headDone)
-	<-up.laterSent // on loopback, written bytes are in the receiving socket when write returns
+	<-laterSent // on loopback, written bytes are in the receiving socket when write returns
 	for i := range 3 {
 		_, _, body, err := fetch(t, front, "GET", "/_matrix/client/versions")
 		if err != nil || body != "reused" {

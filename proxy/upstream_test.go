@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,97 +15,20 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mxedge/mxedge/testkit"
 )
 
-// rawUpstream is a scripted homeserver speaking raw bytes: for every request
-// it reads, answer gives the bytes to send and whether to close afterwards.
-type rawUpstream struct {
-	ln      net.Listener
-	accepts atomic.Int64
-	mu      sync.Mutex
-	heads   []string // raw request heads, in order
-	answer  func(n int, req *http.Request) (resp string, closeAfter bool)
-	closed  chan struct{} // one value per connection the upstream closed (if room)
-	// later, when set, gives bytes to write after the answer to request n
-	// (it may wait); laterSent is closed after the first such write.
-	later     func(n int) string
-	laterSent chan struct{}
-	wg        sync.WaitGroup
-}
-
-func newRawUpstream(t testing.TB, answer func(n int, req *http.Request) (string, bool)) *rawUpstream {
+// newRawUpstream is a scripted homeserver speaking raw bytes: for every
+// request it reads, answer gives the bytes to send and whether to close
+// afterwards.
+func newRawUpstream(t testing.TB, answer func(n int, req *http.Request) (resp string, closeAfter bool)) *testkit.RawUpstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &rawUpstream{ln: ln, answer: answer, closed: make(chan struct{}, 16), laterSent: make(chan struct{})}
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u.accepts.Add(1)
-			u.wg.Add(1)
-			go func() {
-				defer u.wg.Done()
-				u.serveConn(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); u.wg.Wait() })
-	return u
-}
-
-func (u *rawUpstream) serveConn(c net.Conn) {
-	defer func() {
-		c.Close()
-		select {
-		case u.closed <- struct{}{}:
-		default:
-		}
-	}()
-	var head bytes.Buffer
-	br := bufio.NewReader(io.TeeReader(c, &head))
-	for {
-		head.Reset()
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		raw := head.String()
-		if i := strings.Index(raw, "\r\n\r\n"); i >= 0 {
-			raw = raw[:i+4]
-		}
-		io.Copy(io.Discard, req.Body)
-		u.mu.Lock()
-		u.heads = append(u.heads, raw)
-		n := len(u.heads)
-		u.mu.Unlock()
-		resp, closeAfter := u.answer(n, req)
-		if _, err := io.WriteString(c, resp); err != nil || closeAfter {
-			return
-		}
-		if u.later != nil {
-			if b := u.later(n); b != "" {
-				io.WriteString(c, b)
-				close(u.laterSent)
-			}
-		}
-	}
-}
-
-func (u *rawUpstream) lastHead(t *testing.T) string {
-	t.Helper()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if len(u.heads) == 0 {
-		t.Fatal("the upstream saw no request")
-	}
-	return u.heads[len(u.heads)-1]
+	return testkit.NewRawUpstream(t, nil, func(n int, req *http.Request, c net.Conn) bool {
+		resp, closeAfter := answer(n, req)
+		_, err := io.WriteString(c, resp)
+		return err != nil || closeAfter
+	})
 }
 
 // newEdgeTo starts mxedge's request path in front of upstream (a URL or unix:path).
@@ -200,7 +122,7 @@ func TestUpstreamResponseFraming(t *testing.T) {
 				}
 				return okAnswer, false
 			})
-			front, _ := newEdgeTo(t, "http://"+up.ln.Addr().String(), "")
+			front, _ := newEdgeTo(t, up.URL(), "")
 			status, _, body, err := fetch(t, front, "GET", "/_matrix/client/v3/profile/%40a%3Ab")
 			switch {
 			case tt.wantAbort:
@@ -222,7 +144,7 @@ func TestUpstreamResponseFraming(t *testing.T) {
 			if tt.wantReuse {
 				wantAccepts = 1
 			}
-			if got := up.accepts.Load(); got != wantAccepts {
+			if got := up.Accepts(); got != wantAccepts {
 				t.Errorf("upstream accepted %d connections, want %d (reuse %v)", got, wantAccepts, tt.wantReuse)
 			}
 		})
@@ -236,7 +158,7 @@ func TestUpstreamHeadRequestNoBody(t *testing.T) {
 		}
 		return okAnswer, false
 	})
-	front, _ := newEdgeTo(t, "http://"+up.ln.Addr().String(), "")
+	front, _ := newEdgeTo(t, up.URL(), "")
 	status, h, body, err := fetch(t, front, "HEAD", "/_matrix/client/v1/media/download/a/b")
 	if err != nil || status != 200 || body != "" {
 		t.Fatalf("HEAD: %d %q %v", status, body, err)
@@ -244,14 +166,14 @@ func TestUpstreamHeadRequestNoBody(t *testing.T) {
 	if got := h.Get("Content-Length"); got != "1234" {
 		t.Errorf("HEAD Content-Length %q, want 1234", got)
 	}
-	if _, _, body, _ := fetch(t, front, "GET", "/_matrix/client/versions"); body != "reused" || up.accepts.Load() != 1 {
-		t.Errorf("after HEAD: body %q, %d upstream connections; want the connection reused", body, up.accepts.Load())
+	if _, _, body, _ := fetch(t, front, "GET", "/_matrix/client/versions"); body != "reused" || up.Accepts() != 1 {
+		t.Errorf("after HEAD: body %q, %d upstream connections; want the connection reused", body, up.Accepts())
 	}
 }
 
 func TestUpstreamRequestHeadExact(t *testing.T) {
 	up := newRawUpstream(t, func(int, *http.Request) (string, bool) { return okAnswer, false })
-	front, _ := newEdgeTo(t, "http://"+up.ln.Addr().String(), "")
+	front, _ := newEdgeTo(t, up.URL(), "")
 	c, err := net.Dial("tcp", front.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +191,7 @@ func TestUpstreamRequestHeadExact(t *testing.T) {
 	if res, err = http.ReadResponse(br, nil); err != nil || res.StatusCode != 200 {
 		t.Fatalf("response %v %v", res, err)
 	}
-	head := up.lastHead(t)
+	head := up.LastHead(t)
 	line, rest, _ := strings.Cut(head, "\r\n")
 	if want := "PUT /_matrix/client/v3/rooms/%21a%3Ab/send/m.room.message/t%2F1?ts=1&x=%7B%7D HTTP/1.1"; line != want {
 		t.Errorf("request line %q, want %q", line, want)
@@ -292,7 +214,7 @@ func TestUpstreamRequestHeadExact(t *testing.T) {
 
 func TestUpstreamConnectionReuse(t *testing.T) {
 	up := newRawUpstream(t, func(int, *http.Request) (string, bool) { return okAnswer, false })
-	front, _ := newEdgeTo(t, "http://"+up.ln.Addr().String(), "")
+	front, _ := newEdgeTo(t, up.URL(), "")
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	for i := range 50 {
@@ -312,7 +234,7 @@ func TestUpstreamConnectionReuse(t *testing.T) {
 			t.Fatalf("request %d: body %q", i, b)
 		}
 	}
-	if got := up.accepts.Load(); got != 1 {
+	if got := up.Accepts(); got != 1 {
 		t.Errorf("50 sequential requests opened %d upstream connections, want 1", got)
 	}
 }
@@ -380,12 +302,12 @@ func TestUpstreamConcurrentExchanges(t *testing.T) {
 // cover the reuse check in detail).
 func TestUpstreamStaleConnection(t *testing.T) {
 	up := newRawUpstream(t, func(int, *http.Request) (string, bool) { return okAnswer, true })
-	front, srv := newEdgeTo(t, "http://"+up.ln.Addr().String(), "")
+	front, srv := newEdgeTo(t, up.URL(), "")
 	pool := srv.snap.Load().table.pools[0].Members()[0].Conns()
 	for i, method := range []string{"GET", "GET", "POST", "PUT"} {
 		if i > 0 {
 			select {
-			case <-up.closed: // the upstream closed the connection the pool holds
+			case <-up.Closed: // the upstream closed the connection the pool holds
 			case <-time.After(10 * time.Second):
 				t.Fatal("the upstream did not close its connection")
 			}
@@ -498,7 +420,7 @@ func TestUpstreamHopByHopResponseNamed(t *testing.T) {
 	up := newRawUpstream(t, func(int, *http.Request) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nConnection: x-secret, close\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nUpgrade: h2c\r\nX-Kept: k\r\nContent-Length: 2\r\n\r\nok", false
 	})
-	front, _ := newEdgeTo(t, "http://"+up.ln.Addr().String(), "")
+	front, _ := newEdgeTo(t, up.URL(), "")
 	status, h, body, err := fetch(t, front, "GET", "/_matrix/client/versions")
 	if err != nil || status != 200 || body != "ok" {
 		t.Fatalf("%d %q %v", status, body, err)
@@ -512,7 +434,7 @@ func TestUpstreamHopByHopResponseNamed(t *testing.T) {
 		t.Errorf("X-Kept lost: %v", h)
 	}
 	fetch(t, front, "GET", "/_matrix/client/versions")
-	if got := up.accepts.Load(); got != 2 {
+	if got := up.Accepts(); got != 2 {
 		t.Errorf("upstream accepts %d, want 2 (Connection: close honoured)", got)
 	}
 }

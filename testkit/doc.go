@@ -3,8 +3,9 @@
 // ranges ([PortRange], [FreePort]), a fake clock ([Clock]), log capture
 // ([LogRecorder], [Buffer]), the mxedge binary built once per test process
 // ([MxedgeBinary]) and run as a watched subprocess ([StartMxedge], [Proc]),
-// and files written into the test's temporary directory ([TempFile],
-// [Golden]).
+// files written into the test's temporary directory ([TempFile],
+// [Golden]), and a raw-bytes HTTP/1.1 upstream scripted by the test
+// ([RawUpstream]).
 //
 // It is imported by tests only. Every helper takes the test's testing.TB,
 // fails the test itself on an error, and undoes what it started in the

@@ -312,3 +312,40 @@ func TestStartMxedge(t *testing.T) {
 		t.Errorf("WaitLog after exit: got %+v, want an exit failure", got)
 	}
 }
+
+// RawUpstream: the n-th request reaches answer after its body, heads are kept
+// as sent, a close after an answer is told on Closed, and each connection
+// is counted.
+func TestRawUpstream(t *testing.T) {
+	u := testkit.NewRawUpstream(t, nil, func(n int, req *http.Request, c net.Conn) bool {
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d", n)
+		return req.Header.Get("X-Close") != ""
+	})
+	if !strings.HasPrefix(u.URL(), "http://127.0.0.1:") || u.URL() != "http://"+u.Addr() {
+		t.Errorf("URL %q, Addr %q", u.URL(), u.Addr())
+	}
+	c, err := net.Dial("tcp", u.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	heads := []string{
+		"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n",
+		"GET /b HTTP/1.1\r\nHost: x\r\nX-Close: 1\r\n\r\n",
+	}
+	io.WriteString(c, heads[0]+"abc"+heads[1])
+	got, _ := io.ReadAll(c)
+	if want := "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"; string(got) != want {
+		t.Errorf("answers %q, want %q", got, want)
+	}
+	<-u.Closed
+	if h := u.Heads(); len(h) != 2 || h[0] != heads[0] || h[1] != heads[1] {
+		t.Errorf("heads %q, want %q", h, heads)
+	}
+	if h := u.LastHead(t); h != heads[1] {
+		t.Errorf("last head %q", h)
+	}
+	if n := u.Accepts(); n != 1 {
+		t.Errorf("%d accepts, want 1", n)
+	}
+}
