@@ -257,14 +257,16 @@ livekit_stop() {
 }
 
 # standins_build: the MAS and lk-jwt-service stand-ins (e2e/standins, a Go module of its own so the
-# project's go.mod gains no LiveKit dependency) into $E2E_DIR/.work/bin/standins.
+# project's go.mod gains no LiveKit dependency) into $E2E_DIR/.work/bin/standins, after their own
+# unit tests (the top-level `go test ./...` does not reach a nested module).
 standins_build() {
   mkdir -p "$E2E_DIR/.work/bin"
   local start=$SECONDS
-  (cd "$E2E_DIR/standins" && GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 \
-    go build -trimpath -o "$E2E_DIR/.work/bin/standins" .) || die "building the stand-ins failed"
+  (cd "$E2E_DIR/standins" && export GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 &&
+    go test -trimpath -count=1 . >&2 &&
+    go build -trimpath -o "$E2E_DIR/.work/bin/standins" .) || die "testing or building the stand-ins failed"
   STANDINS_BIN=$E2E_DIR/.work/bin/standins
-  log "stand-ins built in $((SECONDS - start))s"
+  log "stand-ins tested and built in $((SECONDS - start))s"
 }
 
 # standin_start NAME PORT ARGS...: one stand-in (mas or lk-jwt) on 127.0.0.1:PORT; waits until it
