@@ -485,7 +485,10 @@ try {
           "--disable-background-networking",
           "--disable-component-update",
           "--disable-sync",
+          // WebRTC on loopback: gather 127.0.0.1 too, and no mDNS names for host candidates (which
+          // would multicast on the machine's network).
           "--allow-loopback-in-peer-connection",
+          "--disable-features=WebRtcHideLocalIpsWithMdns",
           "--autoplay-policy=no-user-gesture-required",
         ],
       });
@@ -528,7 +531,13 @@ try {
       await waitEvent(B, (e) => e.type === "data" && e.detail.text === "hello-1");
       const ev = (await pageEvents(B)).find((e) => e.type === "data" && e.detail.text === "hello-1");
       expect(ev.detail.from === lk[A].claims.sub, `from ${ev.detail.from}`);
-      return `"hello-1" from ${ev.detail.from}`;
+      // The media path: every selected ICE pair runs from 127.0.0.1 to LiveKit's UDP or TCP port on
+      // 127.0.0.1 (the page's sockets listen on any address; loopback is the source the kernel picks).
+      const pairs = await page.evaluate(() => window.icePairs());
+      expect(pairs.length > 0, "no selected ICE candidate pair");
+      const bad = pairs.filter((p) => !p.local.startsWith("127.0.0.1:") || !/^127\.0\.0\.1:(16572\/udp|16571\/tcp) /.test(p.remote));
+      expect(bad.length === 0, `ICE pairs not on loopback to LiveKit: ${JSON.stringify(bad)}`);
+      return `"hello-1" from ${ev.detail.from}; ICE ${[...new Set(pairs.map((p) => `${p.local} -> ${p.remote}`))].join(", ")}`;
     },
     { needs: ["both users join the LiveKit room through mxedge and see each other"] },
   );
