@@ -208,8 +208,10 @@ EOF
 }
 
 # livekit_start HTTP_PORT RTC_TCP_PORT RTC_UDP_PORT: LiveKit's SFU from a config file (no Redis,
-# no external IP discovery), signalling on 127.0.0.1:HTTP_PORT, media on 127.0.0.1 only (ICE host
-# candidates on the loopback interface). Sets LIVEKIT_URL, LIVEKIT_PID, LIVEKIT_KEY, LIVEKIT_SECRET.
+# no external IP discovery), signalling on 127.0.0.1:HTTP_PORT, media on 127.0.0.1 (ICE candidates from
+# the loopback interface only; the UDP port binds 127.0.0.1, while LiveKit has no bind address for its
+# ICE/TCP listener, which listens on every address). Sets LIVEKIT_URL, LIVEKIT_PID, LIVEKIT_KEY and
+# LIVEKIT_SECRET.
 livekit_start() {
   local http=$1 tcp=$2 udp=$3 dir=$WORK/livekit
   port_free "$http"
