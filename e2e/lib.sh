@@ -11,6 +11,8 @@ ROOT=$(cd "$E2E_DIR/.." && pwd)
 MXEDGE_BIN=${MXEDGE_BIN:-$ROOT/bin/mxedge}
 DENDRITE_VERSION=v0.13.8
 DENDRITE_CACHE=${MXEDGE_CACHE:-$HOME/.cache/mxedge}/dendrite
+LIVEKIT_VERSION=v1.9.11
+LIVEKIT_CACHE=${MXEDGE_CACHE:-$HOME/.cache/mxedge}/livekit
 SERVER_NAME=e2e.test
 
 _pids=() _names=() _logs=()
@@ -115,10 +117,36 @@ dendrite_build() {
   ) 9>"$DENDRITE_CACHE/.lock"
 }
 
+# livekit_build: reuse the cached livekit-server (LiveKit's SFU), or go install it from the module
+# proxy, like dendrite_build (outside any module; pure Go).
+livekit_build() {
+  local bin=$LIVEKIT_CACHE/bin
+  mkdir -p "$LIVEKIT_CACHE"
+  (
+    flock 9
+    if [ -x "$bin/livekit-server" ] &&
+      "$bin/livekit-server" --version 2>/dev/null | grep -q "version ${LIVEKIT_VERSION#v}\$"; then
+      log "livekit-server $LIVEKIT_VERSION cached in $bin"
+      exit 0
+    fi
+    log "building livekit-server $LIVEKIT_VERSION into $bin (cold: about 5 minutes)"
+    local tmp start=$SECONDS
+    tmp=$(mktemp -d)
+    (cd "$tmp" && GOWORK=off GOFLAGS= CGO_ENABLED=0 GOBIN="$bin" go install \
+      "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION")
+    rm -rf "$tmp"
+    mv "$bin/server" "$bin/livekit-server"
+    log "livekit-server built in $((SECONDS - start))s"
+  ) 9>"$LIVEKIT_CACHE/.lock"
+}
+
 # dendrite_start PORT: a fresh Dendrite (SQLite, open registration, no rate limiting, 50 MiB media)
-# on 127.0.0.1:PORT. Sets DENDRITE_URL and DENDRITE_PID.
+# on 127.0.0.1:PORT. Sets DENDRITE_URL and DENDRITE_PID. Federation is off unless
+# DENDRITE_FEDERATION=1 (Dendrite then also serves /_matrix/federation/, e.g. the OpenID userinfo
+# endpoint lk-jwt-service asks; with no peers and no key perspectives it reaches no other server).
 dendrite_start() {
-  local port=$1 dir=$WORK/dendrite bin=$DENDRITE_CACHE/bin
+  local port=$1 dir=$WORK/dendrite bin=$DENDRITE_CACHE/bin disable_fed=true
+  [ "${DENDRITE_FEDERATION:-0}" = 1 ] && disable_fed=false
   port_free "$port"
   mkdir -p "$dir"
   "$bin/generate-keys" --private-key "$dir/matrix_key.pem" >/dev/null
@@ -128,7 +156,7 @@ global:
   server_name: $SERVER_NAME
   well_known_client_name: http://127.0.0.1:$port
   private_key: $dir/matrix_key.pem
-  disable_federation: true
+  disable_federation: $disable_fed
   trusted_third_party_id_servers: []
   presence: {enable_inbound: false, enable_outbound: false}
   report_stats: {enabled: false}
@@ -177,6 +205,85 @@ EOF
   local start=$SECONDS
   wait_http "$DENDRITE_URL/_matrix/client/versions" "$DENDRITE_PID" 120 || die "dendrite did not start"
   log "dendrite pid $DENDRITE_PID ready at $DENDRITE_URL in $((SECONDS - start))s"
+}
+
+# livekit_start HTTP_PORT RTC_TCP_PORT RTC_UDP_PORT: LiveKit's SFU from a config file (no Redis,
+# no external IP discovery), signalling on 127.0.0.1:HTTP_PORT, media on 127.0.0.1 (ICE candidates from
+# the loopback interface only; the UDP port binds 127.0.0.1, while LiveKit has no bind address for its
+# ICE/TCP listener, which listens on every address). Sets LIVEKIT_URL, LIVEKIT_PID, LIVEKIT_KEY and
+# LIVEKIT_SECRET.
+livekit_start() {
+  local http=$1 tcp=$2 udp=$3 dir=$WORK/livekit
+  port_free "$http"
+  port_free "$tcp"
+  mkdir -p "$dir"
+  LIVEKIT_KEY=e2e-key
+  LIVEKIT_SECRET=e2e-secret-0123456789abcdefghijklmnopqrstuvwxyz
+  cat >"$dir/livekit.yaml" <<EOF
+port: $http
+bind_addresses: [127.0.0.1]
+keys:
+  $LIVEKIT_KEY: $LIVEKIT_SECRET
+rtc:
+  tcp_port: $tcp
+  udp_port: $udp
+  node_ip: 127.0.0.1
+  use_external_ip: false
+  enable_loopback_candidate: true
+  interfaces: {includes: [lo]}
+  ips: {includes: [127.0.0.1/32]}
+room:
+  auto_create: true
+  empty_timeout: 60
+logging:
+  level: warn
+EOF
+  "$LIVEKIT_CACHE/bin/livekit-server" --config "$dir/livekit.yaml" >"$dir/livekit.log" 2>&1 &
+  LIVEKIT_PID=$!
+  track livekit "$LIVEKIT_PID" "$dir/livekit.log"
+  LIVEKIT_URL=http://127.0.0.1:$http
+  wait_http "$LIVEKIT_URL/" "$LIVEKIT_PID" 60 || die "livekit-server did not start"
+  log "livekit-server pid $LIVEKIT_PID ready at $LIVEKIT_URL (rtc tcp $tcp, udp $udp)"
+}
+
+# livekit_stop: LiveKit waits for its participants to leave on the first signal; a second one makes
+# it stop at once (its cmd/server). TERM, up to 2 s for a clean exit, then TERM again.
+livekit_stop() {
+  local i
+  kill -TERM "$LIVEKIT_PID" 2>/dev/null || return 0
+  for ((i = 0; i < 20; i++)); do
+    kill -0 "$LIVEKIT_PID" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -TERM "$LIVEKIT_PID" 2>/dev/null || true
+}
+
+# standins_build: the MAS and lk-jwt-service stand-ins (e2e/standins, a Go module of its own so the
+# project's go.mod gains no LiveKit dependency) into $E2E_DIR/.work/bin/standins, after their own
+# unit tests (the top-level `go test ./...` does not reach a nested module). Its go.mod pins the
+# versions livekit-server's go.mod has, and both builds use the same flags (no -trimpath, no cgo), so
+# after livekit_build most packages come from the build cache.
+standins_build() {
+  mkdir -p "$E2E_DIR/.work/bin"
+  local start=$SECONDS
+  (cd "$E2E_DIR/standins" && export GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 &&
+    go test -count=1 . >&2 &&
+    go build -o "$E2E_DIR/.work/bin/standins" .) || die "testing or building the stand-ins failed"
+  STANDINS_BIN=$E2E_DIR/.work/bin/standins
+  log "stand-ins tested and built in $((SECONDS - start))s"
+}
+
+# standin_start NAME PORT ARGS...: one stand-in (mas or lk-jwt) on 127.0.0.1:PORT; waits until it
+# answers GET /_standin/stats.
+standin_start() {
+  local name=$1 port=$2 logf=$WORK/standin-$1.log pid
+  shift 2
+  port_free "$port"
+  "$STANDINS_BIN" "$name" -listen "127.0.0.1:$port" "$@" >"$logf" 2>&1 &
+  pid=$!
+  track "standin-$name" "$pid" "$logf"
+  wait_http "http://127.0.0.1:$port/_standin/stats" "$pid" 30 || die "stand-in $name did not start"
+  log "stand-in $name pid $pid ready on 127.0.0.1:$port"
 }
 
 # mxedge_config FILE HTTP_PORT OPS_PORT [EXTRA_YAML]: a config in front of $DENDRITE_URL.

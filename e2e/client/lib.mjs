@@ -62,7 +62,7 @@ export function nodeFetch(input, init = {}) {
 /**
  * req sends one request with the path exactly as given (node:http does not normalise `..`, unlike
  * fetch and browsers). body: object (sent as JSON), Buffer, or undefined.
- * Returns {status, headers, body: Buffer, json, ms}.
+ * Returns {status, headers, rawHeaders (as received, repeated fields kept apart), body: Buffer, json, ms}.
  */
 export function req(base, method, path, { token, body, headers = {}, localAddress, timeoutMs = 120000 } = {}) {
   const u = new URL(base);
@@ -106,7 +106,7 @@ export function req(base, method, path, { token, body, headers = {}, localAddres
           } catch {
             json = undefined;
           }
-          resolve({ status: res.statusCode, headers: res.headers, body: buf, json, ms: Date.now() - started });
+          resolve({ status: res.statusCode, headers: res.headers, rawHeaders: res.rawHeaders, body: buf, json, ms: Date.now() - started });
         });
       },
     );
