@@ -380,6 +380,39 @@ try {
     { needs: ["mxedge starts with the full deployment config"] },
   );
 
+  // ---- mxedge check against this deployment ----
+  await steps.run(
+    "mxedge check passes against the deployment (MAS, MatrixRTC, lk-jwt, userinfo), token redacted",
+    async () => {
+      const token = users[names[0]].token;
+      const args = ["check", "--json", "--insecure-http", "--no-federation", "--server-name", serverName,
+        "--resolve", `${MAS_HOST}:80:127.0.0.1:${HTTP}`, base];
+      const { code, out } = await new Promise((resolve, reject) => {
+        const p = spawn(bin, args, { env: { ...process.env, MXEDGE_CHECK_ACCESS_TOKEN: token }, stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        p.stdout.on("data", (d) => (out += d));
+        p.stderr.on("data", (d) => (out += d));
+        p.on("error", reject);
+        p.on("exit", (code) => resolve({ code, out }));
+      });
+      expect(!out.includes(token), "mxedge check printed the access token");
+      let report;
+      try {
+        report = JSON.parse(out);
+      } catch {
+        throw new Error(`mxedge check (exit ${code}) printed no JSON report: ${out.slice(0, 2000)}`);
+      }
+      const bad = report.checks.filter((c) => c.status === "fail").map((c) => `${c.id}: ${c.detail}`);
+      expect(bad.length === 0 && code === 0, `mxedge check exit ${code}, failed: ${bad.join("; ")}`);
+      const want = ["access_token", "mas_discovery", "mas_issuer", "mas_metadata", "mas_compat_login", "rtc_transports", "rtc_transports_agree", "lk_jwt_health", "openid_userinfo"];
+      const passed = new Set(report.checks.filter((c) => c.status === "pass").map((c) => c.id));
+      const missing = want.filter((id) => !passed.has(id));
+      expect(missing.length === 0, `checks not passed: ${missing.join(", ")} (report: ${JSON.stringify(report.checks.map((c) => [c.id, c.status]))})`);
+      return `${report.passed} passed, ${report.skipped} skipped (${report.checks.filter((c) => c.status === "skip").map((c) => c.id).join(", ")})`;
+    },
+    { needs: ["compat password login through mxedge answered by MAS; its token works on the homeserver"] },
+  );
+
   // ---- b. lk-jwt-service: OpenID token -> LiveKit token, through mxedge ----
   let roomId;
   const lk = {}; // who -> {jwt, url, claims}
