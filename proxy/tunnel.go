@@ -177,8 +177,7 @@ func (t *tunnelConn) pump(src, dst net.Conn, toUpstream bool) int64 {
 		src.SetReadDeadline(time.Now().Add(t.idle))
 		if t.stopping.Load() {
 			if frames.boundary() {
-				dst.SetWriteDeadline(time.Now().Add(time.Second))
-				dst.Write(closeFrame(toUpstream))
+				t.sendClose(dst, toUpstream)
 				return total
 			}
 			if graceUntil.IsZero() {
@@ -190,6 +189,15 @@ func (t *tunnelConn) pump(src, dst net.Conn, toUpstream bool) int64 {
 			src.SetReadDeadline(graceUntil)
 		}
 		n, err := src.Read(buf)
+		if n > 0 && t.stopping.Load() && frames.boundary() {
+			// Read after the stop began, at a frame boundary: not passed on
+			// (the peer's answer to the close frame sent to it, or bytes the
+			// closing tunnel would drop anyway); the close frame goes first.
+			// A read deadline does not guarantee this: Go may report a read
+			// ready that raced with the deadline.
+			t.sendClose(dst, toUpstream)
+			return total
+		}
 		if n > 0 {
 			t.last.Store(time.Now().UnixNano())
 			frames.feed(buf[:n])
@@ -214,12 +222,18 @@ func (t *tunnelConn) pump(src, dst net.Conn, toUpstream bool) int64 {
 	}
 }
 
+// sendClose writes the close frame (1001) to dst, bounded by a second.
+func (t *tunnelConn) sendClose(dst net.Conn, toUpstream bool) {
+	dst.SetWriteDeadline(time.Now().Add(time.Second))
+	dst.Write(closeFrame(toUpstream))
+}
+
 // shutdown asks both pumps to close the tunnel cleanly.
 func (t *tunnelConn) shutdown() {
 	if t.stopping.CompareAndSwap(false, true) {
 		now := time.Now()
-		t.client.SetReadDeadline(now)
 		t.up.SetReadDeadline(now)
+		t.client.SetReadDeadline(now)
 	}
 }
 
