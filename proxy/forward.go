@@ -124,13 +124,13 @@ func pick(r *http.Request, rq *request, pool *upstream.Pool) (*upstream.Member, 
 // routeKey returns the balancing key of the request's route, if it has one.
 func routeKey(r *http.Request, rq *request) (uint64, bool) {
 	switch rq.route.By {
-	case byUser:
+	case workers.KeyUser:
 		return rq.userKey, rq.userKey != 0
-	case byRoom:
+	case workers.KeyRoom:
 		return workers.RoomKey(rq.rawPath)
-	case byOrigin:
+	case workers.KeyOrigin:
 		return workers.OriginKey(headerValue(r.Header, "Authorization"))
-	case byOne:
+	case workers.KeyOne:
 		return 0, true
 	}
 	return 0, false

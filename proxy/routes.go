@@ -3,6 +3,7 @@ package proxy
 import (
 	"github.com/mxedge/mxedge/h1"
 	"github.com/mxedge/mxedge/ratelimit"
+	"github.com/mxedge/mxedge/workers"
 )
 
 // Route is what mxedge decides about a request once, early, from its method and
@@ -27,18 +28,9 @@ type Route struct {
 	// (0: main), the balancing key, and whether an unavailable pool fails the
 	// request instead of falling back to the main process.
 	Role   uint8
-	By     uint8
+	By     workers.Key
 	Strict bool
 }
-
-// Balancing keys of a Route (workers.By*).
-const (
-	byPool uint8 = iota
-	byUser
-	byRoom
-	byOrigin
-	byOne
-)
 
 // Classify checks raw, a request path exactly as received (without query),
 // and fills its route from the method. ok is false, and the route refused,

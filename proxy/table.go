@@ -92,16 +92,7 @@ func compileTable(cfg *config.Config, set *upstream.Set) (*table, error) {
 			if tg.Role != workers.Main {
 				wr.Pool, wr.Role, wr.Strict = index[tg.Pool], roleIndex(tg.Role), tg.Strict
 			}
-			switch tg.By {
-			case workers.ByUser:
-				wr.By = byUser
-			case workers.ByRoom:
-				wr.By = byRoom
-			case workers.ByOrigin:
-				wr.By = byOrigin
-			case workers.ByOne:
-				wr.By = byOne
-			}
+			wr.By = tg.Key
 			t.wroute = append(t.wroute, wr)
 		}
 	}

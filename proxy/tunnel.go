@@ -177,7 +177,7 @@ func (t *tunnelConn) pump(src, dst net.Conn, toUpstream bool) int64 {
 		src.SetReadDeadline(time.Now().Add(t.idle))
 		if t.stopping.Load() {
 			if frames.boundary() {
-				t.sendClose(dst, toUpstream)
+				sendClose(dst, toUpstream)
 				return total
 			}
 			if graceUntil.IsZero() {
@@ -195,7 +195,7 @@ func (t *tunnelConn) pump(src, dst net.Conn, toUpstream bool) int64 {
 			// closing tunnel would drop anyway); the close frame goes first.
 			// A read deadline does not guarantee this: Go may report a read
 			// ready that raced with the deadline.
-			t.sendClose(dst, toUpstream)
+			sendClose(dst, toUpstream)
 			return total
 		}
 		if n > 0 {
@@ -223,7 +223,7 @@ func (t *tunnelConn) pump(src, dst net.Conn, toUpstream bool) int64 {
 }
 
 // sendClose writes the close frame (1001) to dst, bounded by a second.
-func (t *tunnelConn) sendClose(dst net.Conn, toUpstream bool) {
+func sendClose(dst net.Conn, toUpstream bool) {
 	dst.SetWriteDeadline(time.Now().Add(time.Second))
 	dst.Write(closeFrame(toUpstream))
 }
@@ -232,8 +232,8 @@ func (t *tunnelConn) sendClose(dst net.Conn, toUpstream bool) {
 func (t *tunnelConn) shutdown() {
 	if t.stopping.CompareAndSwap(false, true) {
 		now := time.Now()
-		t.up.SetReadDeadline(now)
 		t.client.SetReadDeadline(now)
+		t.up.SetReadDeadline(now)
 	}
 }
 

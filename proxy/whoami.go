@@ -69,7 +69,7 @@ func (s *Server) whoami(ctx context.Context, token string) (string, bool, error)
 // balanced by user nor rate limited never wait for the resolver.
 func (s *Server) resolveUser(r *http.Request, rq *request) {
 	limited := rq.route.Limits != 0 && s.limiter != nil && !rq.snap.noRateLimit
-	if rq.route.By != byUser && (!limited || rq.snap.resolver == nil) {
+	if rq.route.By != workers.KeyUser && (!limited || rq.snap.resolver == nil) {
 		return
 	}
 	token := ratelimit.AccessToken(r)

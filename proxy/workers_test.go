@@ -617,7 +617,7 @@ func BenchmarkWorkerDecision(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		r, ok := snap.table.route("GET", "matrix.example.org", raw, query)
-		if !ok || r.By != byUser {
+		if !ok || r.By != workers.KeyUser {
 			b.Fatal("not a sync route")
 		}
 		key, _, _ := snap.resolver.User(ctx, tokens[i&255])

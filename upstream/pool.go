@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -102,7 +103,7 @@ func newPool(spec *config.PoolSpec, o Options) *Pool {
 		if ep.TLS {
 			po.TLS = &tls.Config{ServerName: ep.ServerName, RootCAs: spec.RootCAs, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
 		}
-		m := &Member{pool: p, ep: ep, conns: h1.NewPool(po), id: fnv64(ep.URL)}
+		m := &Member{pool: p, ep: ep, conns: h1.NewPool(po), id: memberID(ep.URL)}
 		m.up.Store(true)
 		p.members = append(p.members, m)
 	}
@@ -119,18 +120,7 @@ func newPool(spec *config.PoolSpec, o Options) *Pool {
 // and picks an available member by the pool's balancing. The caller must
 // call Release with the same member once the exchange is over.
 func (p *Pool) Acquire(ctx context.Context) (*Member, error) {
-	if p.slots != nil {
-		if err := p.waitSlot(ctx); err != nil {
-			return nil, err
-		}
-	}
-	m := p.pick()
-	if m == nil {
-		p.freeSlot()
-		return nil, ErrNoMember
-	}
-	m.requests.Add(1)
-	return m, nil
+	return p.acquire(ctx, false, 0)
 }
 
 // AcquireKey is Acquire with a sticky choice: among the available members,
@@ -138,12 +128,21 @@ func (p *Pool) Acquire(ctx context.Context) (*Member, error) {
 // so that a user or a room stays on one member, and adding or losing a
 // member moves only that member's share of keys.
 func (p *Pool) AcquireKey(ctx context.Context, key uint64) (*Member, error) {
+	return p.acquire(ctx, true, key)
+}
+
+func (p *Pool) acquire(ctx context.Context, keyed bool, key uint64) (*Member, error) {
 	if p.slots != nil {
 		if err := p.waitSlot(ctx); err != nil {
 			return nil, err
 		}
 	}
-	m := p.pickKey(key)
+	var m *Member
+	if keyed {
+		m = p.pickKey(key)
+	} else {
+		m = p.pick()
+	}
 	if m == nil {
 		p.freeSlot()
 		return nil, ErrNoMember
@@ -178,14 +177,12 @@ func (p *Pool) Available() bool {
 	return false
 }
 
-// fnv64 is FNV-1a: stable across processes and replicas.
-func fnv64(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
+// memberID is the FNV-1a hash of a member's URL: stable across processes
+// and replicas, so every mxedge ranks members alike.
+func memberID(url string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(url))
+	return h.Sum64()
 }
 
 // mix64 is SplitMix64's finaliser: a well-spread score from key ^ member.

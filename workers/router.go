@@ -21,12 +21,39 @@ const Main = "main"
 type Target struct {
 	Role string // a Roles entry, or Main
 	Pool string // the pool configured for Role ("" for Main: the caller's homeserver pool)
-	By   string // the balancing key
+	Key  Key    // the balancing key
 	// Strict: when the pool has no member available the request fails
 	// rather than falling back to the main process (the media repository,
 	// which the main process stops serving once a media worker runs, and
 	// SSO, whose logins must stay on one process).
 	Strict bool
+}
+
+// Key is a rule's balancing key, compiled from its "by" (Rule.By).
+type Key uint8
+
+// Balancing keys, as Rule.By names them (ByPool, ByUser, …).
+const (
+	KeyPool   Key = iota // the pool's own balancing
+	KeyUser              // the user behind the access token, else the token
+	KeyRoom              // the room in the path
+	KeyOrigin            // the origin server of an X-Matrix Authorization header
+	KeyOne               // always the same member
+)
+
+var keyNames = [...]string{KeyPool: ByPool, KeyUser: ByUser, KeyRoom: ByRoom, KeyOrigin: ByOrigin, KeyOne: ByOne}
+
+// String returns the key as synapse.yaml names it ("" for the pool's own).
+func (k Key) String() string { return keyNames[k] }
+
+// keyOf compiles a Rule.By.
+func keyOf(by string) (Key, bool) {
+	for k, name := range keyNames {
+		if name == by {
+			return Key(k), true
+		}
+	}
+	return 0, false
 }
 
 // Router classifies requests by Synapse's worker rules. Built once per
@@ -53,9 +80,8 @@ func NewRouter(t *Table, pools map[string]string) (*Router, error) {
 		if rule.Role != Main && !slices.Contains(Roles[:], rule.Role) {
 			return nil, fmt.Errorf("workers: rule %d (%s): unknown role %q", i, rule.Section, rule.Role)
 		}
-		switch rule.By {
-		case ByPool, ByUser, ByRoom, ByOrigin, ByOne:
-		default:
+		key, ok := keyOf(rule.By)
+		if !ok {
 			return nil, fmt.Errorf("workers: rule %d (%s): unknown key %q", i, rule.Section, rule.By)
 		}
 		getOnly := false
@@ -72,8 +98,8 @@ func NewRouter(t *Table, pools map[string]string) (*Router, error) {
 		}
 		prio := len(r.targets)
 		r.targets = append(r.targets, Target{
-			Role: rule.Role, Pool: pool, By: rule.By,
-			Strict: rule.Role == "media_repository" || rule.By == ByOne,
+			Role: rule.Role, Pool: pool, Key: key,
+			Strict: rule.Role == "media_repository" || key == KeyOne,
 		})
 		for _, p := range rule.Patterns {
 			paths, err := expand(p.Path)

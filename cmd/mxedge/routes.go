@@ -170,11 +170,11 @@ func buildRouteTable(c *config.Config) (*routeTable, error) {
 			default:
 				row.Fallback = workers.Main
 			}
-			row.By = byName(tg.By, t.Resolver, balance(row.Pool))
+			row.By = byName(tg.Key, t.Resolver, balance(row.Pool))
 			t.Workers = append(t.Workers, row)
 			if pool, ok := roles["initial_synchrotron"]; ok && tg.Role == "synchrotron" {
 				init := row
-				init.Role, init.Pool, init.By = "initial_synchrotron", pool, byName(tg.By, t.Resolver, balance(pool))
+				init.Role, init.Pool, init.By = "initial_synchrotron", pool, byName(tg.Key, t.Resolver, balance(pool))
 				init.Section = "mxedge: the initial syncs among rule " + fmt.Sprint(row.Rule) + "'s requests (workers.Initial)"
 				init.Paths, init.When = nil, nil
 				for _, p := range row.Paths {
@@ -224,16 +224,16 @@ func edgeRouteRow(r config.EdgeRoute) edgeRow {
 
 // byName names a balancing key: the pool's own balance when the rule has
 // none, and "token" for user when no resolver finds users.
-func byName(by string, resolver bool, balance string) string {
-	switch by {
-	case workers.ByPool:
+func byName(key workers.Key, resolver bool, balance string) string {
+	switch key {
+	case workers.KeyPool:
 		return balance
-	case workers.ByUser:
+	case workers.KeyUser:
 		if !resolver {
 			return "token"
 		}
 	}
-	return by
+	return key.String()
 }
 
 // initialWhen says which requests of a synchrotron path are initial syncs
