@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { req, expectStatus, register, Steps, enc } from "../client/lib.mjs";
+import { req, expectStatus, register, Steps, enc, CHROMIUM_FLAGS } from "../client/lib.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const base = process.env.BASE_URL;
@@ -71,16 +71,7 @@ try {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: chromiumPath,
       headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
+      args: CHROMIUM_FLAGS,
     });
     return context.browser()?.version() ?? "";
   });

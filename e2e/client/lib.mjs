@@ -198,3 +198,16 @@ export function roomMessages(syncJson, roomId) {
   const tl = syncJson?.rooms?.join?.[roomId]?.timeline?.events ?? [];
   return tl.filter((e) => e.type === "m.room.message").map((e) => e.content.body);
 }
+
+// The flags every part launches Chromium with: headless, and no network of its own (no QUIC,
+// background fetches, component updates or sync).
+export const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];

@@ -13,7 +13,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { createClient } from "matrix-js-sdk";
 import { chromium } from "playwright-core";
-import { req, expect, expectStatus, register, Steps, sleep } from "../client/lib.mjs";
+import { req, expect, expectStatus, register, Steps, sleep, CHROMIUM_FLAGS } from "../client/lib.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const env = (k) => {
@@ -510,14 +510,7 @@ try {
         executablePath: chromiumPath,
         headless: true,
         args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
+          ...CHROMIUM_FLAGS,
           // WebRTC on loopback: gather 127.0.0.1 too, and no mDNS names for host candidates (which
           // would multicast on the machine's network).
           "--allow-loopback-in-peer-connection",
