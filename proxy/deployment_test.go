@@ -98,7 +98,7 @@ func newDeployment(t *testing.T, extra string) *deployment {
 		t.Fatal(err)
 	}
 	d.srv = srv
-	d.front = httptest.NewServer(srv.Handler(ListenerClient, true))
+	d.front = newFront(t, srv.Handler(ListenerClient, true))
 	t.Cleanup(d.front.Close)
 	t.Cleanup(srv.Close)
 	return d
@@ -298,7 +298,7 @@ func TestDeploymentCompatLoginLimited(t *testing.T) {
 	yaml := fmt.Sprintf(deploymentYAML, d.pools["homeserver"].URL, d.pools["mas"].URL, d.pools["lk-jwt"].URL, d.pools["sfu"].URL, d.pools["element"].URL, d.pools["admin-ui"].URL, "")
 	yaml = strings.Replace(yaml, "rate_limits: {enabled: false}", "rate_limits: {exempt: {addresses: []}, rc_login: {address: {per_second: 0.001, burst_count: 2}}, mas_address: {per_second: 0.001, burst_count: 3}}", 1)
 	srv := newLimitedServer(t, loadFullConfig(t, yaml))
-	front := httptest.NewServer(srv.Handler(ListenerClient, true))
+	front := newFront(t, srv.Handler(ListenerClient, true))
 	t.Cleanup(front.Close)
 	d.front = front
 	var got []int
@@ -460,7 +460,7 @@ func newWSDeployment(t *testing.T, sfu string, extra string) *deployment {
 		t.Fatal(err)
 	}
 	d.srv = srv
-	d.front = httptest.NewServer(srv.Handler(ListenerClient, true))
+	d.front = newFront(t, srv.Handler(ListenerClient, true))
 	t.Cleanup(d.front.Close)
 	t.Cleanup(srv.Close)
 	return d
@@ -574,7 +574,7 @@ func TestPoolAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	front := httptest.NewServer(srv.Handler(ListenerClient, false))
+	front := newFront(t, srv.Handler(ListenerClient, false))
 	t.Cleanup(front.Close)
 	t.Cleanup(func() { close(hold) }) // runs first: the held request ends
 	go http.Get(front.URL + "/_matrix/client/v3/sync")
@@ -596,7 +596,7 @@ func TestPoolAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv2.Close)
-	front2 := httptest.NewServer(srv2.Handler(ListenerClient, false))
+	front2 := newFront(t, srv2.Handler(ListenerClient, false))
 	t.Cleanup(front2.Close)
 	m := srv2.snap.Load().table.pools[0].Members()[0]
 	for deadline := time.Now().Add(5 * time.Second); m.Available(); time.Sleep(5 * time.Millisecond) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/h1"
 	"github.com/mxedge/mxedge/ratelimit"
 	"github.com/mxedge/mxedge/testkit"
 )
@@ -173,10 +175,44 @@ func newEdgeWith(t testing.TB, yaml string, h http.HandlerFunc, now func() time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := httptest.NewServer(srv.Handler(ListenerClient, false))
-	t.Cleanup(front.Close)
+	front := newFront(t, srv.Handler(ListenerClient, false))
 	t.Cleanup(srv.Close)
 	return &edge{Server: front, srv: srv, hs: hs, logs: logs, cfg: cfg}
+}
+
+// newFront serves h as mxedge does, on h1.Server (plain HTTP/1.1), behind
+// an httptest.Server's URL and Client. It is closed in t's Cleanup.
+func newFront(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	front := httptest.NewUnstartedServer(h)
+	ln := testkit.Divert(front)
+	front.Start()
+	serveFront(t, front, ln, h, nil)
+	return front
+}
+
+// newTLSFront is newFront over TLS, HTTP/2 offered by ALPN (to Go's server,
+// as in mxedge).
+func newTLSFront(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	front := httptest.NewUnstartedServer(h)
+	front.EnableHTTP2 = true
+	ln := testkit.Divert(front)
+	front.StartTLS()
+	serveFront(t, front, ln, h, front.TLS)
+	return front
+}
+
+func serveFront(t testing.TB, front *httptest.Server, ln net.Listener, h http.Handler, tlsConf *tls.Config) {
+	s := &h1.Server{Handler: h, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	if tlsConf != nil {
+		s.H2 = &http.Server{Handler: h}
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() {
+		front.Close()
+		s.Close()
+	})
 }
 
 // raw sends request bytes exactly as given and reads the response.

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"log/slog"
-	"net/http/httptest"
 	"testing"
 )
 
@@ -19,7 +18,7 @@ func TestPrepareCommitDiscard(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	front := httptest.NewServer(srv.Handler(ListenerClient, false))
+	front := newFront(t, srv.Handler(ListenerClient, false))
 	t.Cleanup(front.Close)
 	reached := func(hs *homeserver) bool {
 		t.Helper()

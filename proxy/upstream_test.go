@@ -40,7 +40,7 @@ func newEdgeTo(t testing.TB, upstream, yaml string) (*httptest.Server, *Server) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := httptest.NewServer(srv.Handler(ListenerClient, false))
+	front := newFront(t, srv.Handler(ListenerClient, false))
 	t.Cleanup(front.Close)
 	t.Cleanup(srv.Close)
 	return front, srv

@@ -109,7 +109,7 @@ func newWorkerDeploymentLimited(t testing.TB, resolver bool, health, limits stri
 		t.Fatal(err)
 	}
 	d.srv = srv
-	d.front = httptest.NewServer(srv.Handler(ListenerClient, true))
+	d.front = newFront(t, srv.Handler(ListenerClient, true))
 	d.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	t.Cleanup(d.front.Close)
 	t.Cleanup(srv.Close)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/mxedge/mxedge/certs"
 	"github.com/mxedge/mxedge/config"
+	"github.com/mxedge/mxedge/h1"
 	"github.com/mxedge/mxedge/metrics"
 	"github.com/mxedge/mxedge/proxy"
 	"github.com/mxedge/mxedge/ratelimit"
@@ -88,14 +89,16 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 
 	// Bind every listener before serving any, so that a taken port fails the
 	// start instead of leaving a half-running edge.
-	var servers []*http.Server
+	var servers []server
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
 			ln.Close()
 		}
 	}()
-	add := func(name, addr string, h http.Handler, tlsConf *tls.Config) error {
+	// The proxy's listeners are served by h1.Server (HTTP/1.1, and HTTP/2 by
+	// ALPN on Go's own server); the redirect and ops listeners by net/http.
+	add := func(name, addr string, h http.Handler, tlsConf *tls.Config, proxyListener bool) error {
 		if addr == "" {
 			return nil
 		}
@@ -103,25 +106,29 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 		if err != nil {
 			return fmt.Errorf("listen.%s: %w", name, err)
 		}
-		hs := newHTTPServer(cfg, h, log, name)
-		hs.TLSConfig = tlsConf
+		var hs server
+		if proxyListener {
+			hs = newProxyServer(cfg, h, log, name, tlsConf)
+		} else {
+			hs = newHTTPServer(cfg, h, log, name)
+		}
 		lns = append(lns, ln)
 		servers = append(servers, hs)
 		log.Info("listening", "listener", name, "addr", ln.Addr().String())
 		return nil
 	}
 	if certMgr == nil {
-		err = add("http", cfg.Listen.HTTP, srv.Handler(proxy.ListenerClient, false), nil)
+		err = add("http", cfg.Listen.HTTP, srv.Handler(proxy.ListenerClient, false), nil, true)
 	} else {
 		err = errors.Join(
-			add("https", cfg.Listen.HTTPS, srv.Handler(proxy.ListenerClient, true), certMgr.TLSConfig()),
-			add("federation", cfg.Listen.Federation, srv.Handler(proxy.ListenerFederation, true), certMgr.TLSConfig()),
-			add("http", cfg.Listen.HTTP, certMgr.HTTPChallenge(redirectHandler(cfg.Listen.HTTPS, rl.tlsDomains)), nil),
+			add("https", cfg.Listen.HTTPS, srv.Handler(proxy.ListenerClient, true), certMgr.TLSConfig(), true),
+			add("federation", cfg.Listen.Federation, srv.Handler(proxy.ListenerFederation, true), certMgr.TLSConfig(), true),
+			add("http", cfg.Listen.HTTP, certMgr.HTTPChallenge(redirectHandler(cfg.Listen.HTTPS, rl.tlsDomains)), nil, false),
 		)
 	}
 	if err == nil {
 		ops := metrics.OpsHandler(reg, ready.Healthz(), ready.Readyz())
-		err = add("ops", cfg.Listen.Ops, ops, nil)
+		err = add("ops", cfg.Listen.Ops, ops, nil, false)
 	}
 	if err != nil {
 		return err
@@ -146,12 +153,7 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 	for i, hs := range servers {
 		ln := lns[i]
 		go func() {
-			var err error
-			if hs.TLSConfig != nil {
-				err = hs.ServeTLS(ln, "", "") // certificates come from TLSConfig
-			} else {
-				err = hs.Serve(ln)
-			}
+			err := hs.Serve(ln)
 			if !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
@@ -212,6 +214,31 @@ loop:
 	srv.CloseTunnels(drainCtx)
 	log.Info("mxedge stopped")
 	return serveErr
+}
+
+// server is a listener's server: h1.Server for the proxy's listeners,
+// net/http's for the others.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// newProxyServer serves a proxy listener: HTTP/1.1 on mxedge's own server,
+// HTTP/2 (TLS, by ALPN) on net/http's with the same limits.
+func newProxyServer(cfg *config.Config, h http.Handler, log *slog.Logger, name string, tlsConf *tls.Config) *h1.Server {
+	s := &h1.Server{
+		Handler:           h,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
+		IdleTimeout:       cfg.Timeouts.Idle.D(),
+		MaxHeaderBytes:    2 * int(cfg.Limits.MaxHeaderBytes),
+		ErrorLog:          newServerErrorLog(log, name),
+	}
+	if tlsConf != nil {
+		s.H2 = newHTTPServer(cfg, h, log, name)
+	}
+	return s
 }
 
 // newHTTPServer sets every server limit deliberately: Go's defaults are unsafe
