@@ -19,9 +19,11 @@ import (
 )
 
 // serverConn is one client connection of a Server. Its goroutine reads a
-// request, runs the handler, writes the answer, and waits for the next; the
-// request, header map, URL and response state are reused from one request to
-// the next. While it waits between requests it holds no buffer.
+// request, runs the handler, writes the answer, and waits for the next.
+// Between requests it holds no buffer and no request state: the request,
+// header maps, URL and response state (a srvExchange) come from a pool when a
+// request arrives and go back after its answer, and the wait happens on a
+// fresh goroutine whose stack did not grow serving a request.
 type serverConn struct {
 	s        *Server
 	c        conn // the read side: socket, TLS, the pooled read buffer
@@ -31,7 +33,15 @@ type serverConn struct {
 	rawRead  func(fd uintptr) bool // sc.readRaw, made once
 	rn       int
 	rerr     error
+	x        *srvExchange // the request being served, nil between requests
 
+	hijacked bool
+	stash    [1]byte // a byte the peer watch read ahead
+	stashed  bool
+}
+
+// srvExchange is the state of one request and its answer.
+type srvExchange struct {
 	tmpl   *http.Request // carries ctx; each request starts as a copy
 	req    http.Request
 	url    url.URL
@@ -41,57 +51,113 @@ type serverConn struct {
 	body   reqBody
 	res    response
 	ctx    peerCtx
+}
 
-	hijacked bool
-	stash    [1]byte // a byte the peer watch read ahead (TLS)
-	stashed  bool
+var srvExchanges = sync.Pool{New: func() any {
+	x := &srvExchange{hdr: make(http.Header)}
+	x.ctx.x = x
+	x.tmpl = (&http.Request{}).WithContext(&x.ctx)
+	x.res.header = make(http.Header)
+	return x
+}}
+
+// attach takes an srvExchange for sc's next request.
+func (sc *serverConn) attach() *srvExchange {
+	x := srvExchanges.Get().(*srvExchange)
+	x.res.sc, x.body.sc = sc, sc
+	x.ctx.mu.Lock()
+	x.ctx.sc = sc
+	x.ctx.canceled.Store(false)
+	if x.ctx.done != nil {
+		select {
+		case <-x.ctx.done:
+			x.ctx.done = nil // closed for its last connection
+		default:
+		}
+	}
+	x.ctx.mu.Unlock()
+	sc.x = x
+	return x
+}
+
+// detach returns sc's srvExchange to the pool.
+func (sc *serverConn) detach() {
+	if x := sc.x; x != nil {
+		sc.x = nil
+		x.res.release()
+		x.req = http.Request{}
+		srvExchanges.Put(x)
+	}
 }
 
 // maxHeaderBytes is net/http's default cap on a request head.
 const maxHeaderBytes = 1 << 20
 
 func newServerConn(s *Server, nc net.Conn) *serverConn {
-	sc := &serverConn{s: s, c: conn{nc: nc}, hdr: make(http.Header, 16)}
+	sc := &serverConn{s: s, c: conn{nc: nc}}
 	if tc, ok := nc.(syscall.Conn); ok {
 		sc.c.raw, _ = tc.SyscallConn()
 	}
 	sc.remote = nc.RemoteAddr().String()
 	sc.rawRead = sc.readRaw
-	sc.ctx.sc = sc
-	sc.tmpl = (&http.Request{}).WithContext(&sc.ctx)
-	sc.res.sc = sc
-	sc.res.header = make(http.Header, 16)
-	sc.body.sc = sc
 	return sc
 }
 
 func (sc *serverConn) serve() {
+	if sc.s.tlsConf != nil && !sc.handshake() {
+		if !sc.hijacked {
+			sc.c.close()
+			sc.s.untrack(sc)
+		}
+		return
+	}
+	sc.loop(true)
+}
+
+// loop serves requests until the connection ends, or until it waits for
+// the next with nothing buffered: that wait is handed to a fresh goroutine.
+func (sc *serverConn) loop(first bool) {
+	handedOff := false
 	defer func() {
-		if p := recover(); p != nil && p != http.ErrAbortHandler {
+		if handedOff {
+			return
+		}
+		p := recover()
+		if p != nil && p != http.ErrAbortHandler {
 			buf := make([]byte, 64<<10)
 			buf = buf[:runtime.Stack(buf, false)]
 			sc.s.logf("http: panic serving %v: %v\n%s", sc.remote, p, buf)
 		}
-		if !sc.hijacked {
-			sc.c.close()
-			sc.res.release()
-			sc.s.untrack(sc)
+		if sc.hijacked {
+			return
 		}
+		if x := sc.x; x != nil {
+			x.ctx.end()
+			if p != nil {
+				sc.x = nil // not pooled: the handler may have left it half-way
+			}
+		}
+		sc.detach()
+		sc.c.close()
+		sc.s.untrack(sc)
 	}()
-	if sc.s.tlsConf != nil && !sc.handshake() {
-		return
-	}
-	first := true
 	for {
 		if !sc.readRequest(first) {
 			return
 		}
 		first = false
 		sc.handle()
-		if sc.hijacked || sc.res.closeAfter || sc.ctx.canceled.Load() {
+		x := sc.x
+		if sc.hijacked || x.res.closeAfter || x.ctx.canceled.Load() {
 			return
 		}
+		sc.detach()
 		if !sc.state.CompareAndSwap(stateActive, stateIdle) || sc.s.shutting.Load() {
+			return
+		}
+		if sc.c.r == sc.c.w && !sc.stashed {
+			handedOff = true
+			go sc.loop(false)
 			return
 		}
 	}
@@ -99,7 +165,7 @@ func (sc *serverConn) serve() {
 
 // handshake runs the TLS handshake within ReadHeaderTimeout and dispatches
 // by ALPN: h2 to the HTTP/2 server, http/1.1 (or none) here; any other
-// protocol (acme-tls/1: the handshake was the whole exchange) is closed.
+// protocol (acme-tls/1: the handshake was the whole srvExchange) is closed.
 func (sc *serverConn) handshake() bool {
 	tc := tls.Server(sc.c.nc, sc.s.tlsConf)
 	if d := sc.s.ReadHeaderTimeout; d > 0 {
@@ -244,14 +310,15 @@ func (sc *serverConn) readRaw(fd uintptr) bool {
 	}
 }
 
-// parse fills sc.req from a whole head at the start of the read buffer.
+// parse fills the request from a whole head at the start of the read buffer.
 func (sc *serverConn) parse(b []byte) bool {
-	r := &sc.req
-	*r = *sc.tmpl
-	clear(sc.hdr)
-	r.Header = sc.hdr
+	x := sc.attach()
+	r := &x.req
+	*r = *x.tmpl
+	clear(x.hdr)
+	r.Header = x.hdr
 	var perr *parseError
-	sc.head, sc.fields, perr = parseRequestHead(b, r, &sc.url, sc.fields)
+	x.head, x.fields, perr = parseRequestHead(b, r, &x.url, x.fields)
 	c := &sc.c
 	c.r += len(b)
 	if perr != nil {
@@ -261,13 +328,13 @@ func (sc *serverConn) parse(b []byte) bool {
 	r.RemoteAddr = sc.remote
 	r.TLS = sc.tlsState
 	if r.ContentLength != 0 {
-		sc.body.reset(&sc.head)
-		r.Body = &sc.body
+		x.body.reset(&x.head)
+		r.Body = &x.body
 		// The idle or head deadline no longer applies: the handler bounds
 		// its body reads itself.
 		c.nc.SetReadDeadline(time.Time{})
 	} else {
-		sc.body.active = false
+		x.body.active = false
 		r.Body = http.NoBody
 	}
 	if c.r == c.w {
@@ -276,21 +343,21 @@ func (sc *serverConn) parse(b []byte) bool {
 	return true
 }
 
-// handle runs the handler for sc.req and completes its answer.
+// handle runs the handler for the parsed request and completes its answer.
 func (sc *serverConn) handle() {
-	r := &sc.req
-	sc.res.reset(r, &sc.head)
-	sc.ctx.begin()
-	defer sc.ctx.end()
-	sc.s.Handler.ServeHTTP(&sc.res, r)
+	x := sc.x
+	r := &x.req
+	x.res.reset(r, &x.head)
+	x.ctx.begin()
+	sc.s.Handler.ServeHTTP(&x.res, r)
 	if sc.hijacked {
 		return
 	}
-	sc.ctx.end()
-	sc.res.finish()
-	if sc.body.active && !sc.body.eof {
+	x.ctx.end()
+	x.res.finish()
+	if x.body.active && !x.body.eof {
 		// Not read to its end: the rest cannot be told from a next request.
-		sc.res.closeAfter = true
+		x.res.closeAfter = true
 		sc.linger()
 	}
 }
@@ -361,7 +428,7 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	sc := b.sc
 	if b.expect {
 		b.expect = false
-		if !sc.res.committed && sc.res.err == nil {
+		if res := &sc.x.res; !res.committed && res.err == nil {
 			if _, err := sc.c.nc.Write(continueLine); err != nil {
 				b.err = err
 				return 0, err
@@ -443,17 +510,18 @@ func (sc *serverConn) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if sc.hijacked {
 		return nil, nil, http.ErrHijacked
 	}
-	if sc.res.committed {
+	x := sc.x
+	if x.res.committed {
 		return nil, nil, errors.New("h1: hijack after the response was written")
 	}
-	sc.ctx.end()
+	x.ctx.end()
 	sc.hijacked = true
 	sc.state.Store(stateClosed)
 	sc.s.untrack(sc)
 	c := &sc.c
 	rest := append([]byte(nil), c.buf[c.r:c.w]...)
 	c.releaseBuf()
-	sc.res.release()
+	x.res.release()
 	nc := c.nc
 	nc.SetDeadline(time.Time{})
 	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(rest), nc), max(len(rest), 16))
@@ -471,7 +539,8 @@ func (sc *serverConn) hijack() (net.Conn, *bufio.ReadWriter, error) {
 // read, which ends with the request. A byte read ahead is kept for the next
 // request.
 type peerCtx struct {
-	sc        *serverConn
+	x         *srvExchange
+	sc        *serverConn // set under mu
 	mu        sync.Mutex
 	canceled  atomic.Bool
 	done      chan struct{}
@@ -578,7 +647,7 @@ func (c *peerCtx) end() {
 		c.timer.Stop()
 	}
 	if w {
-		nc := c.sc.c.nc
+		nc := c.sc.c.nc // c.sc changes only in attach, never while watched
 		nc.SetReadDeadline(aLongTimeAgo)
 		<-c.watchDone
 		nc.SetReadDeadline(time.Time{})
@@ -591,9 +660,9 @@ func (c *peerCtx) end() {
 // watch runs on the timer's goroutine: a read on the idle connection until
 // the client closes it (cancel), sends a byte (kept), or end stops it.
 func (c *peerCtx) watch() {
-	sc := c.sc
 	c.mu.Lock()
-	if !c.armed || c.watching || c.canceled.Load() || (sc.body.active && !sc.body.eof) {
+	sc := c.sc
+	if !c.armed || c.watching || c.canceled.Load() || (c.x.body.active && !c.x.body.eof) {
 		c.mu.Unlock()
 		return
 	}
