@@ -531,26 +531,25 @@ func (sc *serverConn) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nc, bufio.NewReadWriter(br, bufio.NewWriter(nc)), nil
 }
 
-// peerCtx is the context of a connection's requests: it is cancelled when
-// the client goes away while a request is served. Nothing watches the
-// connection for short requests; one that is still running after
-// watchDelay and waits on it (context.AfterFunc, Done: a long-poll, a slow
-// upstream) gets a read on the idle connection, as net/http's background
-// read, which ends with the request. A byte read ahead is kept for the next
-// request.
+// peerCtx is the context of a request: it is cancelled when the client
+// closes the connection while the request is served. Nothing watches the
+// connection for short requests; one still running after watchDelay that
+// waits on its context (context.AfterFunc, Done: a long-poll, a slow
+// upstream) has its socket watched for the peer's close by peerWatcher
+// (epoll), until it ends.
 type peerCtx struct {
-	x         *srvExchange
-	sc        *serverConn // set under mu
-	mu        sync.Mutex
-	canceled  atomic.Bool
-	done      chan struct{}
-	fns       []afterFn
-	nextID    uint64
-	active    bool // a request is being served
-	armed     bool // it waits on the context: watch it after watchDelay
-	watching  bool
-	watchDone chan struct{}
-	timer     *time.Timer
+	x        *srvExchange
+	sc       *serverConn // set under mu
+	mu       sync.Mutex
+	canceled atomic.Bool
+	done     chan struct{}
+	fns      []afterFn
+	nextID   uint64
+	active   bool // a request is being served
+	armed    bool // it waits on the context: watch it after watchDelay
+	watching bool
+	watchID  uint64
+	timer    *time.Timer
 }
 
 type afterFn struct {
@@ -558,10 +557,9 @@ type afterFn struct {
 	f  func()
 }
 
-// watchDelay is how long a request runs before the connection is watched.
+// watchDelay is how long a request runs before its connection is watched.
 const watchDelay = 100 * time.Millisecond
 
-var aLongTimeAgo = time.Unix(1, 0)
 
 func (c *peerCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (c *peerCtx) Value(any) any               { return nil }
@@ -641,46 +639,42 @@ func (c *peerCtx) end() {
 	c.active, c.armed = false, false
 	clear(c.fns)
 	c.fns = c.fns[:0]
-	w := c.watching
+	id := uint64(0)
+	if c.watching {
+		c.watching, id = false, c.watchID
+	}
+	sc := c.sc
 	c.mu.Unlock()
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	if w {
-		nc := c.sc.c.nc // c.sc changes only in attach, never while watched
-		nc.SetReadDeadline(aLongTimeAgo)
-		<-c.watchDone
-		nc.SetReadDeadline(time.Time{})
-		c.mu.Lock()
-		c.watching = false
-		c.mu.Unlock()
+	if id != 0 {
+		peers.remove(sc.c.raw, id)
 	}
 }
 
-// watch runs on the timer's goroutine: a read on the idle connection until
-// the client closes it (cancel), sends a byte (kept), or end stops it.
+// watch runs on the timer's goroutine: it registers the socket with
+// peerWatcher, unless the request ended or still reads its body (a body
+// read notices a close itself).
 func (c *peerCtx) watch() {
 	c.mu.Lock()
-	sc := c.sc
+	defer c.mu.Unlock()
 	if !c.armed || c.watching || c.canceled.Load() || (c.x.body.active && !c.x.body.eof) {
-		c.mu.Unlock()
 		return
 	}
-	c.watching = true
-	c.watchDone = make(chan struct{})
-	sc.c.nc.SetReadDeadline(time.Time{})
+	if id, ok := peers.add(c.sc.c.raw, c); ok {
+		c.watching, c.watchID = true, id
+	}
+}
+
+// peerGone is peerWatcher's report for registration id.
+func (c *peerCtx) peerGone(id uint64) {
+	c.mu.Lock()
+	ours := c.watching && c.watchID == id
 	c.mu.Unlock()
-	defer close(c.watchDone)
-	n, err := sc.c.nc.Read(sc.stash[:])
-	if n > 0 {
-		sc.stashed = true
-		return
+	if ours {
+		c.cancel()
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return // end stopped it
-	}
-	c.cancel()
 }
 
 func (c *peerCtx) cancel() {
