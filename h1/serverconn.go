@@ -560,7 +560,6 @@ type afterFn struct {
 // watchDelay is how long a request runs before its connection is watched.
 const watchDelay = 100 * time.Millisecond
 
-
 func (c *peerCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (c *peerCtx) Value(any) any               { return nil }
 
