@@ -61,7 +61,7 @@ var srvExchanges = sync.Pool{New: func() any {
 	return x
 }}
 
-// attach takes an srvExchange for sc's next request.
+// attach takes a srvExchange for sc's next request.
 func (sc *serverConn) attach() *srvExchange {
 	x := srvExchanges.Get().(*srvExchange)
 	x.res.sc, x.body.sc = sc, sc
@@ -156,6 +156,12 @@ func (sc *serverConn) loop(first bool) {
 			return
 		}
 		if sc.c.r == sc.c.w && !sc.stashed {
+			switch sc.waitBriefly() {
+			case waitData:
+				continue
+			case waitGone:
+				return
+			}
 			handedOff = true
 			go sc.loop(false)
 			return
@@ -163,9 +169,39 @@ func (sc *serverConn) loop(first bool) {
 	}
 }
 
+// handoffDelay is how long a connection waits for its next request on the
+// goroutine that served the last one: a busy client's next request comes
+// sooner, and is served without a new goroutine growing its stack again.
+// After it, the wait moves to a fresh goroutine, so that an idle connection
+// does not keep the stack a request grew.
+const handoffDelay = 50 * time.Millisecond
+
+const (
+	waitData = iota
+	waitIdle // nothing yet: hand the wait off
+	waitGone // closed, or an error
+)
+
+func (sc *serverConn) waitBriefly() int {
+	d := handoffDelay
+	if idle := sc.s.IdleTimeout; idle > 0 && idle <= d {
+		return waitIdle
+	}
+	sc.c.nc.SetReadDeadline(time.Now().Add(d))
+	err := sc.waitFirst()
+	if err == nil {
+		return waitData
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return waitIdle
+	}
+	return waitGone
+}
+
 // handshake runs the TLS handshake within ReadHeaderTimeout and dispatches
 // by ALPN: h2 to the HTTP/2 server, http/1.1 (or none) here; any other
-// protocol (acme-tls/1: the handshake was the whole srvExchange) is closed.
+// protocol (acme-tls/1: the handshake was the whole exchange) is closed.
 func (sc *serverConn) handshake() bool {
 	tc := tls.Server(sc.c.nc, sc.s.tlsConf)
 	if d := sc.s.ReadHeaderTimeout; d > 0 {
