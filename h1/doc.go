@@ -1,4 +1,8 @@
-// Package h1 is mxedge's HTTP/1.1 client to its upstreams: a connection pool
+// Package h1 is mxedge's HTTP/1.1: the server side for clients (Server:
+// server.go, serverconn.go, reqhead.go, respwriter.go, peerwatch_*.go; it
+// parses requests more strictly than net/http's server, hands HTTP/2 to Go's
+// own server by ALPN, and holds neither buffer nor request state between
+// requests) and the client to its upstreams: a connection pool
 // per upstream address, a request writer that takes an explicit request head,
 // a strict response-head parser, a chunked decoder, and the exchange that ties
 // them together (RoundTrip). It replaces httputil.ReverseProxy over
