@@ -214,7 +214,7 @@ func (w *response) commit(final bool) {
 	default:
 		w.closeAfter = true // HTTP/1.0: the body ends with the connection
 	}
-	if b := &sc.x.body; b.active && !b.eof {
+	if b := &sc.x.body; b.active && !b.eof.Load() {
 		w.closeAfter = true // the rest of the request cannot be told from a next one
 	}
 	if sc.s.shutting.Load() {

@@ -391,7 +391,7 @@ func (sc *serverConn) handle() {
 	}
 	x.ctx.end()
 	x.res.finish()
-	if x.body.active && !x.body.eof {
+	if x.body.active && !x.body.eof.Load() {
 		// Not read to its end: the rest cannot be told from a next request.
 		x.res.closeAfter = true
 		sc.linger()
@@ -442,7 +442,7 @@ type reqBody struct {
 	active  bool
 	chunked bool
 	expect  bool // send 100 Continue before the first read
-	eof     bool
+	eof     atomic.Bool // read by the peer watch
 	remain  int64
 	ck      chunked
 	err     error
@@ -455,7 +455,7 @@ func (b *reqBody) reset(h *reqHead) {
 var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 
 func (b *reqBody) Read(p []byte) (int, error) {
-	if b.eof {
+	if b.eof.Load() {
 		return 0, io.EOF
 	}
 	if b.err != nil {
@@ -473,7 +473,7 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.read(p)
 	if err == io.EOF {
-		b.eof = true
+		b.eof.Store(true)
 	} else if err != nil {
 		b.err = err
 	}
@@ -694,7 +694,7 @@ func (c *peerCtx) end() {
 func (c *peerCtx) watch() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.armed || c.watching || c.canceled.Load() || (c.x.body.active && !c.x.body.eof) {
+	if !c.armed || c.watching || c.canceled.Load() || (c.x.body.active && !c.x.body.eof.Load()) {
 		return
 	}
 	if id, ok := peers.add(c.sc.c.raw, c); ok {
