@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -161,7 +163,8 @@ func serve(ctx context.Context, load func() (*config.Config, error), stdout, std
 	}
 	lns = nil // owned by the servers now
 	m.Reloaded(true, time.Now())
-	log.Info("mxedge started", "version", version, "server_name", cfg.ServerName, "upstream", redactURL(cfg.Upstream))
+	log.Info("mxedge started", "version", version, "server_name", cfg.ServerName, "upstream", redactURL(cfg.Upstream),
+		"gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gogc(), "memory_limit", debug.SetMemoryLimit(-1))
 
 	var serveErr error
 loop:
@@ -214,6 +217,17 @@ loop:
 	srv.CloseTunnels(drainCtx)
 	log.Info("mxedge stopped")
 	return serveErr
+}
+
+// gogc is the GC target in force: mxedge keeps Go's runtime defaults
+// (GOMAXPROCS from the CPU affinity and the cgroup's CPU limit, GOGC 100, no
+// memory limit); GOMAXPROCS, GOGC and GOMEMLIMIT in the environment override
+// them (docs/PERFORMANCE.md, "Runtime settings").
+func gogc() string {
+	if v := os.Getenv("GOGC"); v != "" {
+		return v
+	}
+	return "100"
 }
 
 // server is a listener's server: h1.Server for the proxy's listeners,
