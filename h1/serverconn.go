@@ -441,7 +441,7 @@ type reqBody struct {
 	sc      *serverConn
 	active  bool
 	chunked bool
-	expect  bool // send 100 Continue before the first read
+	expect  bool        // send 100 Continue before the first read
 	eof     atomic.Bool // read by the peer watch
 	remain  int64
 	ck      chunked
