@@ -216,7 +216,9 @@ func (sc *serverConn) handshake() bool {
 	tc.SetDeadline(time.Time{})
 	st := tc.ConnectionState()
 	sc.tlsState = &st
+	sc.s.mu.Lock() // Shutdown and Close read sc.c.nc under it
 	sc.c.nc, sc.c.tls = tc, tc
+	sc.s.mu.Unlock()
 	switch st.NegotiatedProtocol {
 	case "", "http/1.1":
 		return true
@@ -474,6 +476,7 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	n, err := b.read(p)
 	if err == io.EOF {
 		b.eof.Store(true)
+		sc.x.ctx.bodyDone()
 	} else if err != nil {
 		b.err = err
 	}
@@ -584,6 +587,7 @@ type peerCtx struct {
 	active   bool // a request is being served
 	armed    bool // it waits on the context: watch it after watchDelay
 	watching bool
+	skipped  bool // the watch found the body still read: bodyDone starts it
 	watchID  uint64
 	timer    *time.Timer
 }
@@ -592,6 +596,9 @@ type afterFn struct {
 	id uint64
 	f  func()
 }
+
+// testHookWatched, when set by a test, is called once a socket is watched.
+var testHookWatched func()
 
 // watchDelay is how long a request runs before its connection is watched.
 const watchDelay = 100 * time.Millisecond
@@ -671,7 +678,7 @@ func (c *peerCtx) end() {
 		c.mu.Unlock()
 		return
 	}
-	c.active, c.armed = false, false
+	c.active, c.armed, c.skipped = false, false, false
 	clear(c.fns)
 	c.fns = c.fns[:0]
 	id := uint64(0)
@@ -694,12 +701,30 @@ func (c *peerCtx) end() {
 func (c *peerCtx) watch() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.armed || c.watching || c.canceled.Load() || (c.x.body.active && !c.x.body.eof.Load()) {
+	if !c.armed || c.watching || c.canceled.Load() {
+		return
+	}
+	if c.x.body.active && !c.x.body.eof.Load() {
+		c.skipped = true // a close shows in the body read; watch once it ends
 		return
 	}
 	if id, ok := peers.add(c.sc.c.raw, c); ok {
 		c.watching, c.watchID = true, id
+		if testHookWatched != nil {
+			testHookWatched()
+		}
 	}
+}
+
+// bodyDone is called when the request body was read to its end: a watch
+// put off for it starts now.
+func (c *peerCtx) bodyDone() {
+	c.mu.Lock()
+	if c.skipped && c.active && c.armed {
+		c.skipped = false
+		c.timer.Reset(0)
+	}
+	c.mu.Unlock()
 }
 
 // peerGone is peerWatcher's report for registration id.
