@@ -55,10 +55,15 @@ type Server struct {
 // Connection states, for Shutdown: idle connections (between requests, or
 // before the first) may be closed; active ones are waited for.
 const (
-	stateIdle int32 = iota
+	stateNew int32 = iota // accepted, no request begun yet
+	stateIdle
 	stateActive
 	stateClosed
 )
+
+// newConnGrace is how long Shutdown lets a new connection bring its first
+// request (its bytes may be on the way), as net/http does.
+const newConnGrace = 5 * time.Second
 
 func (s *Server) init() {
 	s.once.Do(func() {
@@ -211,7 +216,8 @@ func (s *Server) closeIdle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sc := range s.conns {
-		if sc.state.CompareAndSwap(stateIdle, stateClosed) {
+		if sc.state.CompareAndSwap(stateIdle, stateClosed) ||
+			(time.Since(sc.accepted) > newConnGrace && sc.state.CompareAndSwap(stateNew, stateClosed)) {
 			sc.c.nc.Close()
 		}
 	}

@@ -1176,6 +1176,25 @@ func TestServerContextNotCancelled(t *testing.T) {
 	}
 }
 
+// A request's Done channel is closed once its handler has returned, as
+// net/http's: a goroutine left waiting on it ends.
+func TestServerContextDoneAfterHandler(t *testing.T) {
+	dones := make(chan (<-chan struct{}), 1)
+	ts := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		dones <- r.Context().Done()
+		io.WriteString(w, "ok")
+	})
+	c := dial(t, ts.addr)
+	c.send(get("/"))
+	c.mustRead("GET")
+	done := wait(t, dones, "the handler")
+	select {
+	case <-done:
+	case <-time.After(safety):
+		t.Fatal("Done not closed after the handler returned")
+	}
+}
+
 // A handler that waits on its context before it reads the body (a proxy
 // arms the upstream exchange's cancellation, then streams the body) is
 // watched once the body is read: the client's close cancels it, whether the

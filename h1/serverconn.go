@@ -34,6 +34,7 @@ type serverConn struct {
 	rn       int
 	rerr     error
 	x        *srvExchange // the request being served, nil between requests
+	accepted time.Time
 
 	hijacked bool
 	stash    [1]byte // a byte the peer watch read ahead
@@ -94,7 +95,7 @@ func (sc *serverConn) detach() {
 const maxHeaderBytes = 1 << 20
 
 func newServerConn(s *Server, nc net.Conn) *serverConn {
-	sc := &serverConn{s: s, c: conn{nc: nc}}
+	sc := &serverConn{s: s, c: conn{nc: nc}, accepted: time.Now()}
 	if tc, ok := nc.(syscall.Conn); ok {
 		sc.c.raw, _ = tc.SyscallConn()
 	}
@@ -223,7 +224,7 @@ func (sc *serverConn) handshake() bool {
 	case "", "http/1.1":
 		return true
 	case "h2":
-		if sc.s.h2ln != nil && sc.state.CompareAndSwap(stateIdle, stateClosed) {
+		if sc.s.h2ln != nil && sc.state.CompareAndSwap(stateNew, stateClosed) {
 			sc.hijacked = true // the h2 server owns it now
 			sc.s.untrack(sc)
 			sc.s.h2ln.hand(tc)
@@ -250,7 +251,7 @@ func (sc *serverConn) readRequest(first bool) bool {
 			return false
 		}
 	}
-	if !sc.state.CompareAndSwap(stateIdle, stateActive) {
+	if !sc.state.CompareAndSwap(stateIdle, stateActive) && !sc.state.CompareAndSwap(stateNew, stateActive) {
 		return false // Shutdown closed it while idle
 	}
 	limit := sc.s.MaxHeaderBytes
@@ -553,8 +554,8 @@ func (sc *serverConn) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if x.res.committed {
 		return nil, nil, errors.New("h1: hijack after the response was written")
 	}
-	x.ctx.end()
 	sc.hijacked = true
+	x.ctx.end()
 	sc.state.Store(stateClosed)
 	sc.s.untrack(sc)
 	c := &sc.c
@@ -679,6 +680,16 @@ func (c *peerCtx) end() {
 		return
 	}
 	c.active, c.armed, c.skipped = false, false, false
+	if c.done != nil && !c.sc.hijacked {
+		// As net/http: a request's context ends with it, so that nothing
+		// waits on it for ever (a hijacked one's lives on with the tunnel).
+		select {
+		case <-c.done: // cancel closed it
+		default:
+			close(c.done)
+		}
+		c.done = nil
+	}
 	clear(c.fns)
 	c.fns = c.fns[:0]
 	id := uint64(0)
