@@ -22,13 +22,19 @@ const (
 	chunkExcessFree  = 16
 	maxChunkExcess   = 16 << 10
 	maxChunkHexDigit = 15 // chunk sizes below 2^60
+	// maxTrailer caps the trailer section (its fields and the empty line
+	// ending it): net/http finds its end within its 4 KiB read buffer or
+	// refuses the body.
+	maxTrailer = 4 << 10
 )
 
 // chunked decodes a chunked body from a connection's read buffer. Stricter
 // than or equal to net/http's reader: chunk lines end in CRLF with no other
 // CR (net/http refuses bare LF there too), the size is hex digits only,
 // extensions are skipped, and the excess framing is bounded the same way.
-// Trailer fields are checked like header fields and dropped.
+// Trailer lines end in CRLF (net/http reads bare LF there only when a CRLF
+// CRLF follows within its buffer); trailer fields are checked like header
+// fields and dropped.
 type chunked struct {
 	left    int64 // data bytes left in the current chunk
 	state   uint8
@@ -44,7 +50,7 @@ func (k *chunked) framing(c *conn, block bool) error {
 	for k.left == 0 && k.state != chunkDone {
 		limit := maxChunkLine
 		if k.state == chunkTrailer {
-			limit = maxHead
+			limit = maxTrailer
 		}
 		line, ok, err := c.bufLine(block, limit)
 		if err != nil || !ok {
@@ -68,8 +74,11 @@ func (k *chunked) framing(c *conn, block bool) error {
 			}
 		case chunkTrailer:
 			k.trailer += len(line)
-			if k.trailer > maxHead {
+			if k.trailer > maxTrailer {
 				return ErrHeadTooLarge
+			}
+			if len(line) < 2 || line[len(line)-2] != '\r' {
+				return ErrChunked // bare LF
 			}
 			l, _ := nextLine(line)
 			if len(l) == 0 {

@@ -26,7 +26,13 @@ import (
 //   - Expect other than "100-continue" (417).
 //
 // Accepted as net/http does: field values with obs-text (bytes >= 0x80),
-// empty values, repeated fields (values appended in order).
+// empty values, repeated fields (values appended in order). The header is
+// the one net/http's server gives a handler: without Host (r.Host),
+// Transfer-Encoding (r.TransferEncoding) and, on a chunked request, Trailer
+// (whose names net/http checks: not Transfer-Encoding, Trailer or
+// Content-Length); with Expect; with "Cache-Control: no-cache" added to
+// "Pragma: no-cache" when there is no Cache-Control. h1 sets no r.Trailer
+// (trailer fields are dropped).
 
 // parseError is a refused head: the status to answer and a short reason.
 type parseError struct {
@@ -66,6 +72,7 @@ var (
 	errHeadTooBig  = &parseError{http.StatusRequestHeaderFieldsTooLarge, "request head too large"}
 	errTooManyTE   = &parseError{http.StatusNotImplemented, "repeated Transfer-Encoding"}
 	errBadEncoding = &parseError{http.StatusBadRequest, "invalid percent-encoding in the path"}
+	errTrailer     = &parseError{http.StatusBadRequest, "invalid Trailer field"}
 )
 
 // requestHeadEnd scans b from *scanned for the end of a request head and
@@ -159,7 +166,7 @@ func parseRequestHead(b []byte, r *http.Request, u *url.URL, fields []field) (re
 	fields = fields[:0]
 	hosts, lengths, codings := 0, 0, 0
 	var hostF, lengthF, codingF field
-	var expectSeen bool
+	var expectSeen, trailerSeen, pragmaSeen bool
 	var expectF field
 	p := eol + 2
 	for p < len(b)-2 {
@@ -198,9 +205,13 @@ func parseRequestHead(b []byte, r *http.Request, u *url.URL, fields []field) (re
 			}
 			expectSeen, expectF = true, f
 		case "Connection":
-			if hasToken(v, "close") {
+			if hasWord(v, "close") {
 				h.close = true
 			}
+		case "Trailer":
+			trailerSeen = true
+		case "Pragma":
+			pragmaSeen = true
 		}
 		fields = append(fields, f)
 		p = e + 2
@@ -237,6 +248,17 @@ func parseRequestHead(b []byte, r *http.Request, u *url.URL, fields []field) (re
 		for _, c := range hv {
 			if !hostTable[c] {
 				return h, fields, errHost
+			}
+		}
+	}
+	if trailerSeen && h.chunked {
+		// As net/http: the fields it names may not frame the message.
+		for _, f := range fields {
+			if string(b[f.name:f.nameEnd]) != "Trailer" {
+				continue
+			}
+			if v := b[f.val:f.valEnd]; hasToken(v, "Transfer-Encoding") || hasToken(v, "Trailer") || hasToken(v, "Content-Length") {
+				return h, fields, errTrailer
 			}
 		}
 	}
@@ -282,10 +304,18 @@ func parseRequestHead(b []byte, r *http.Request, u *url.URL, fields []field) (re
 	case h.contentLength > 0:
 		r.ContentLength = h.contentLength
 	}
-	if expectSeen {
-		delete(hdr, "Expect") // answered here, as net/http does
-	}
 	delete(hdr, "Transfer-Encoding") // r.TransferEncoding, as net/http
+	if trailerSeen && h.chunked {
+		delete(hdr, "Trailer") // as net/http (which moves it to r.Trailer)
+	}
+	if pragmaSeen {
+		// As net/http (fixPragmaCacheControl).
+		if hp := hdr["Pragma"]; len(hp) > 0 && hp[0] == "no-cache" {
+			if _, ok := hdr["Cache-Control"]; !ok {
+				hdr["Cache-Control"] = []string{"no-cache"}
+			}
+		}
+	}
 
 	return h, fields, nil
 }
@@ -309,7 +339,35 @@ func hasToken(v []byte, tok string) bool {
 	return false
 }
 
+// hasWord reports whether v holds tok (case insensitive) between spaces,
+// tabs or commas: net/http's server closes after the answer when the
+// Connection field has "close" so delimited ("Connection: x close"), a
+// superset of the list rule of hasToken.
+func hasWord(v []byte, tok string) bool {
+	for len(v) > 0 {
+		i := bytes.IndexAny(v, " \t,")
+		if i < 0 {
+			return EqualFold(v, tok)
+		}
+		if EqualFold(v[:i], tok) {
+			return true
+		}
+		v = v[i+1:]
+	}
+	return false
+}
+
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// pathPlain holds the bytes net/url leaves as they are when it escapes a
+// path (taken from net/url itself).
+var pathPlain = func() (t [256]bool) {
+	for c := range 256 {
+		s := "/" + string([]byte{byte(c)})
+		t[c] = (&url.URL{Path: s}).EscapedPath() == s
+	}
+	return t
+}()
 
 // fillURL sets u from an origin-form target (or "*") as url.ParseRequestURI
 // would: without a '%' the path is the raw path as is; with one, the
@@ -323,6 +381,16 @@ func fillURL(u *url.URL, target string) *parseError {
 	u.RawQuery = query
 	if strings.IndexByte(path, '%') < 0 {
 		u.Path = path
+		// The raw path is kept, as the standard parser keeps it, when its
+		// default escaping would differ ("!", raw bytes >= 0x80, ...).
+		if path != "*" {
+			for i := 0; i < len(path); i++ {
+				if !pathPlain[path[i]] {
+					u.RawPath = path
+					break
+				}
+			}
+		}
 		return nil
 	}
 	pu, err := url.ParseRequestURI(target)
