@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,7 @@ func (sc *serverConn) attach() *srvExchange {
 	x.ctx.mu.Lock()
 	x.ctx.sc = sc
 	x.ctx.canceled.Store(false)
+	x.ctx.ended.Store(false)
 	if x.ctx.done != nil {
 		select {
 		case <-x.ctx.done:
@@ -86,6 +88,9 @@ func (sc *serverConn) detach() {
 	if x := sc.x; x != nil {
 		sc.x = nil
 		x.res.release()
+		if x.ctx.canceled.Load() {
+			return // a late peer report may still be running its callbacks
+		}
 		x.req = http.Request{}
 		srvExchanges.Put(x)
 	}
@@ -239,13 +244,15 @@ func (sc *serverConn) handshake() bool {
 func (sc *serverConn) readRequest(first bool) bool {
 	c := &sc.c
 	wait := sc.s.IdleTimeout
-	if first || wait <= 0 {
+	if first {
 		wait = sc.s.ReadHeaderTimeout
 	}
 	if c.r == c.w {
 		c.r, c.w = 0, 0
 		if wait > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(wait))
+		} else {
+			c.nc.SetReadDeadline(time.Time{}) // 0: none
 		}
 		if err := sc.waitFirst(); err != nil {
 			return false
@@ -276,9 +283,14 @@ func (sc *serverConn) readRequest(first bool) bool {
 			sc.refuse(errHeadTooBig)
 			return false
 		}
-		if !deadline && sc.s.ReadHeaderTimeout > 0 {
-			// The head did not come whole: bound the rest of it.
-			c.nc.SetReadDeadline(time.Now().Add(sc.s.ReadHeaderTimeout))
+		if !deadline {
+			// The head did not come whole: bound the rest of it (and
+			// replace whatever deadline the wait for it left).
+			if d := sc.s.ReadHeaderTimeout; d > 0 {
+				c.nc.SetReadDeadline(time.Now().Add(d))
+			} else {
+				c.nc.SetReadDeadline(time.Time{})
+			}
 			deadline = true
 		}
 		if err := c.fill(limit + 4); err != nil {
@@ -581,7 +593,8 @@ type peerCtx struct {
 	x        *srvExchange
 	sc       *serverConn // set under mu
 	mu       sync.Mutex
-	canceled atomic.Bool
+	canceled atomic.Bool // the client went away
+	ended    atomic.Bool // the handler returned (not for a hijack)
 	done     chan struct{}
 	fns      []afterFn
 	nextID   uint64
@@ -608,7 +621,7 @@ func (c *peerCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (c *peerCtx) Value(any) any               { return nil }
 
 func (c *peerCtx) Err() error {
-	if c.canceled.Load() {
+	if c.canceled.Load() || c.ended.Load() {
 		return context.Canceled
 	}
 	return nil
@@ -619,7 +632,7 @@ func (c *peerCtx) Done() <-chan struct{} {
 	defer c.mu.Unlock()
 	if c.done == nil {
 		c.done = make(chan struct{})
-		if c.canceled.Load() {
+		if c.canceled.Load() || c.ended.Load() {
 			close(c.done)
 		}
 	}
@@ -630,7 +643,7 @@ func (c *peerCtx) Done() <-chan struct{} {
 // AfterFunc is what context.AfterFunc uses on this context (no goroutine).
 func (c *peerCtx) AfterFunc(f func()) (stop func() bool) {
 	c.mu.Lock()
-	if c.canceled.Load() {
+	if c.canceled.Load() || c.ended.Load() {
 		c.mu.Unlock()
 		go f()
 		return func() bool { return false }
@@ -680,15 +693,20 @@ func (c *peerCtx) end() {
 		return
 	}
 	c.active, c.armed, c.skipped = false, false, false
-	if c.done != nil && !c.sc.hijacked {
-		// As net/http: a request's context ends with it, so that nothing
-		// waits on it for ever (a hijacked one's lives on with the tunnel).
-		select {
-		case <-c.done: // cancel closed it
-		default:
-			close(c.done)
+	var fns []afterFn
+	if !c.sc.hijacked {
+		// As net/http: a request's context ends with its handler, so that
+		// nothing waits on it for ever (a hijacked one's lives on with the
+		// tunnel; its registrations are dropped).
+		c.ended.Store(true)
+		if c.done != nil {
+			select {
+			case <-c.done: // the client's close closed it
+			default:
+				close(c.done)
+			}
 		}
-		c.done = nil
+		fns = slices.Clone(c.fns)
 	}
 	clear(c.fns)
 	c.fns = c.fns[:0]
@@ -703,6 +721,9 @@ func (c *peerCtx) end() {
 	}
 	if id != 0 {
 		peers.remove(sc.c.raw, id)
+	}
+	for _, a := range fns {
+		a.f()
 	}
 }
 
@@ -738,19 +759,12 @@ func (c *peerCtx) bodyDone() {
 	c.mu.Unlock()
 }
 
-// peerGone is peerWatcher's report for registration id.
+// peerGone is peerWatcher's report for registration id: the check and the
+// cancellation are one critical section, so that a report that comes as its
+// request ends can never cancel the exchange's next request.
 func (c *peerCtx) peerGone(id uint64) {
 	c.mu.Lock()
-	ours := c.watching && c.watchID == id
-	c.mu.Unlock()
-	if ours {
-		c.cancel()
-	}
-}
-
-func (c *peerCtx) cancel() {
-	c.mu.Lock()
-	if c.canceled.Swap(true) {
+	if !c.watching || c.watchID != id || c.canceled.Swap(true) {
 		c.mu.Unlock()
 		return
 	}
