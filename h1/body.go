@@ -140,26 +140,39 @@ func (r *Response) read(p []byte) (n int, drained bool, err error) {
 	case modeNone:
 		return 0, false, io.EOF
 	case modeLength:
-		if r.remain == 0 {
-			return 0, false, io.EOF
-		}
-		if int64(len(p)) > r.remain {
-			p = p[:r.remain]
-		}
-		n, drained, err = c.readRaw(p)
-		r.remain -= int64(n)
-		if r.remain == 0 {
-			return n, false, io.EOF
-		}
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return n, drained, err
+		return c.readLength(p, &r.remain)
 	case modeClose:
 		return c.readRaw(p)
 	}
-	k := &r.ck
+	return c.readChunked(p, &r.ck)
+}
+
+// readLength reads the rest of a body of known length (*remain bytes).
+func (c *conn) readLength(p []byte, remain *int64) (n int, drained bool, err error) {
+	if *remain == 0 {
+		return 0, false, io.EOF
+	}
+	if int64(len(p)) > *remain {
+		p = p[:*remain]
+	}
+	n, drained, err = c.readRaw(p)
+	*remain -= int64(n)
+	if *remain == 0 {
+		return n, false, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, drained, err
+}
+
+// readChunked reads the data of a chunked body (the request's on the server
+// side, the answer's on the client side), framing consumed as it comes.
+func (c *conn) readChunked(p []byte, k *chunked) (n int, drained bool, err error) {
 	if k.left == 0 {
+		if c.buf == nil {
+			c.takeBuf() // the server gives its buffer back between reads
+		}
 		if err := k.framing(c, true); err != nil {
 			return 0, false, err
 		}

@@ -257,7 +257,7 @@ func parseRequestHead(b []byte, r *http.Request, u *url.URL, fields []field) (re
 			if string(b[f.name:f.nameEnd]) != "Trailer" {
 				continue
 			}
-			if v := b[f.val:f.valEnd]; hasToken(v, "Transfer-Encoding") || hasToken(v, "Trailer") || hasToken(v, "Content-Length") {
+			if namesFraming(string(b[f.val:f.valEnd])) {
 				return h, fields, errTrailer
 			}
 		}
@@ -322,27 +322,10 @@ func parseRequestHead(b []byte, r *http.Request, u *url.URL, fields []field) (re
 
 var chunkedCoding = []string{"chunked"}
 
-// hasToken reports whether the comma-separated list v holds tok (case
-// insensitive).
-func hasToken(v []byte, tok string) bool {
-	for len(v) > 0 {
-		var item []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			item, v = v[:i], v[i+1:]
-		} else {
-			item, v = v, nil
-		}
-		if EqualFold(TrimOWS(item), tok) {
-			return true
-		}
-	}
-	return false
-}
-
 // hasWord reports whether v holds tok (case insensitive) between spaces,
 // tabs or commas: net/http's server closes after the answer when the
 // Connection field has "close" so delimited ("Connection: x close"), a
-// superset of the list rule of hasToken.
+// superset of the list rule of ListTokens.
 func hasWord(v []byte, tok string) bool {
 	for len(v) > 0 {
 		i := bytes.IndexAny(v, " \t,")
@@ -353,6 +336,17 @@ func hasWord(v []byte, tok string) bool {
 			return true
 		}
 		v = v[i+1:]
+	}
+	return false
+}
+
+// namesFraming reports whether a Trailer value names a field net/http
+// refuses there: Transfer-Encoding, Trailer or Content-Length.
+func namesFraming(v string) bool {
+	for tok := range ListTokens([]string{v}) {
+		if EqualFold(tok, "Transfer-Encoding") || EqualFold(tok, "Trailer") || EqualFold(tok, "Content-Length") {
+			return true
+		}
 	}
 	return false
 }

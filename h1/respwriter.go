@@ -220,8 +220,10 @@ func (w *response) commit(final bool) {
 	if sc.s.shutting.Load() {
 		w.closeAfter = true
 	}
-	if v := w.header["Connection"]; len(v) > 0 && hasToken([]byte(v[0]), "close") {
-		w.closeAfter = true
+	for tok := range ListTokens(w.header["Connection"]) {
+		if EqualFold(tok, "close") {
+			w.closeAfter = true
+		}
 	}
 	b := w.take()
 	off := headRoom + w.n

@@ -102,7 +102,7 @@ func (l *hookListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &hookConn{Conn: c, tcp: c.(*net.TCPConn), reading: make(chan struct{}, 64), got: make(chan int, 64), closed: make(chan struct{})}
+	hc := &hookConn{Conn: c, tcp: c.(*net.TCPConn), closed: make(chan struct{})}
 	select {
 	case l.conns <- hc:
 	default:
@@ -110,36 +110,16 @@ func (l *hookListener) Accept() (net.Conn, error) {
 	return hc, nil
 }
 
-// hookConn is the server's side of a connection. Reads through Read are
-// told (the first bytes of a request on a plain socket are read by the
-// poller's callback, not through Read: on a plain connection without a
-// body, the only Read during a handler is the peer watch's); Write calls
-// are counted (writev is not used: net.Buffers falls back to one Write a
-// buffer, so the count is the number of system calls; tests of the write
-// paths run unhooked too); Close is told.
+// hookConn is the server's side of a connection. Write calls are counted
+// (writev is not used: net.Buffers falls back to one Write a buffer, so the
+// count is the number of system calls; tests of the write paths run
+// unhooked too); Close is told.
 type hookConn struct {
 	net.Conn
-	tcp     *net.TCPConn
-	writes  atomic.Int64
-	reading chan struct{} // one value as each Read starts
-	got     chan int      // the count of each Read that returned bytes
-	once    sync.Once
-	closed  chan struct{}
-}
-
-func (c *hookConn) Read(p []byte) (int, error) {
-	select {
-	case c.reading <- struct{}{}:
-	default:
-	}
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		select {
-		case c.got <- n:
-		default:
-		}
-	}
-	return n, err
+	tcp    *net.TCPConn
+	writes atomic.Int64
+	once   sync.Once
+	closed chan struct{}
 }
 
 func (c *hookConn) Write(p []byte) (int, error) {

@@ -38,8 +38,6 @@ type serverConn struct {
 	accepted time.Time
 
 	hijacked bool
-	stash    [1]byte // a byte the peer watch read ahead
-	stashed  bool
 }
 
 // srvExchange is the state of one request and its answer.
@@ -161,7 +159,7 @@ func (sc *serverConn) loop(first bool) {
 		if !sc.state.CompareAndSwap(stateActive, stateIdle) || sc.s.shutting.Load() {
 			return
 		}
-		if sc.c.r == sc.c.w && !sc.stashed {
+		if sc.c.r == sc.c.w {
 			switch sc.waitBriefly() {
 			case waitData:
 				continue
@@ -309,13 +307,8 @@ func (sc *serverConn) readRequest(first bool) bool {
 // taken.
 func (sc *serverConn) waitFirst() error {
 	c := &sc.c
-	if sc.stashed {
-		c.takeBuf()
-		c.buf[0], c.w, sc.stashed = sc.stash[0], 1, false
-		return nil
-	}
 	if c.tls != nil || c.raw == nil {
-		n, err := c.nc.Read(sc.stash[:])
+		n, err := c.nc.Read(c.one[:])
 		if n == 0 {
 			if err == nil {
 				err = io.ErrNoProgress
@@ -323,7 +316,7 @@ func (sc *serverConn) waitFirst() error {
 			return err
 		}
 		c.takeBuf()
-		c.buf[0], c.w = sc.stash[0], 1
+		c.buf[0], c.w = c.one[0], 1
 		return nil
 	}
 	sc.rn, sc.rerr = 0, nil
@@ -500,58 +493,13 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *reqBody) read(p []byte) (int, error) {
-	c := &b.sc.c
-	if !b.chunked {
-		if b.remain == 0 {
-			return 0, io.EOF
-		}
-		if int64(len(p)) > b.remain {
-			p = p[:b.remain]
-		}
-		n, _, err := c.readRaw(p)
-		b.remain -= int64(n)
-		if b.remain == 0 {
-			return n, io.EOF
-		}
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return n, err
+func (b *reqBody) read(p []byte) (n int, err error) {
+	if b.chunked {
+		n, _, err = b.sc.c.readChunked(p, &b.ck)
+	} else {
+		n, _, err = b.sc.c.readLength(p, &b.remain)
 	}
-	k := &b.ck
-	if k.left == 0 {
-		if c.bufp == nil && c.buf == nil {
-			c.takeBuf()
-		}
-		if err := k.framing(c, true); err != nil {
-			return 0, err
-		}
-		if k.state == chunkDone {
-			return 0, io.EOF
-		}
-	}
-	if int64(len(p)) > k.left {
-		p = p[:k.left]
-	}
-	n, _, err := c.readRaw(p)
-	k.left -= int64(n)
-	if err == io.EOF {
-		return n, io.ErrUnexpectedEOF
-	}
-	if err != nil {
-		return n, err
-	}
-	if k.left == 0 && c.r < c.w {
-		// The end is often in the same packet.
-		if err := k.framing(c, false); err != nil {
-			return n, err
-		}
-		if k.state == chunkDone {
-			return n, io.EOF
-		}
-	}
-	return n, nil
+	return n, err
 }
 
 func (b *reqBody) Close() error { return nil }
